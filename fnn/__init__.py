@@ -1,0 +1,19 @@
+"""fnn: functional neural networks in JAX.
+
+Networks are pure functions over parameter pytrees::
+
+    net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
+    params, state = net.init(jax.random.key(0), (2,))
+    logits = net(params, x)
+"""
+from fnn import activations, initializers, losses, models, optim
+from fnn.activations import (Activation, Maxout, elu, gelu, leaky_relu, log_softmax, relu, selu,
+                             sigmoid, softmax, softplus, step, swish, tanh)
+from fnn.check import gradcheck, tree_max_rel_diff
+from fnn.core import (Lambda, Layer, as_layer, fan_in_concat, fan_in_sum, fan_out, identity,
+                      parallel, residual, serial, summary)
+from fnn.layers import Dense
+from fnn.models import MLP, Perceptron, perceptron_rule
+from fnn.train import EarlyStopping, FitResult, TrainState, evaluate, fit, supervised, train_step
+
+__version__ = "0.1.0"

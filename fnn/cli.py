@@ -1,0 +1,163 @@
+"""The ``fnn`` command: ``fnn list``, ``fnn run [NAME...] [--quick] [--out DIR]``, ``fnn info``,
+``fnn compare-optimizers``.
+
+The experiments live in the top-level ``experiments`` package, which sits on top of fnn; it
+is imported here lazily so that nothing in the library itself depends on it.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import sys
+import time
+
+
+def _experiments():
+    return importlib.import_module("experiments")
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def cmd_list(args) -> int:
+    experiments = _experiments()
+    for name in experiments.names():
+        default = "*" if name in experiments.DEFAULT_SUITE else " "
+        print(f"{default} {name:<20} {experiments.load(name).DESCRIPTION}")
+    print("\n* = in the default suite (`fnn run` with no name)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    experiments = _experiments()
+    names = args.names or list(experiments.DEFAULT_SUITE)
+    for name in names:  # fail on a typo before spending any time
+        experiments.load(name)
+    overrides = dict(args.set or [])
+    total = time.perf_counter()
+    for name in names:
+        start = time.perf_counter()
+        print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
+        record = experiments.run_experiment(name, args.out, quick=args.quick,
+                                            overrides=overrides)
+        summary = record.get("summary")
+        if summary:
+            print("   " + summary)
+        print(f"   wrote {args.out}/{name}/results.json and {len(record['figures'])} figure(s) "
+              f"in {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"done: {len(names)} experiment(s) in {time.perf_counter() - total:.1f}s")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import jax
+    import jaxlib
+    import numpy
+    import optax
+
+    import fnn
+
+    print(f"fnn {fnn.__version__}\njax {jax.__version__} (jaxlib {jaxlib.__version__}), "
+          f"optax {optax.__version__}, numpy {numpy.__version__}, python {sys.version.split()[0]}")
+    print(f"backend: {jax.default_backend()}")
+    for device in jax.devices():
+        print(f"  {device.id}: {device.device_kind} ({device.platform})")
+    return 0
+
+
+def cmd_compare_optimizers(args) -> int:
+    """Same problem, same start: each fnn optimizer (and optax's twin) -> JSON, figure, table."""
+    import json
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+    import optax
+
+    import fnn
+    from fnn import plot
+    from fnn.optim import compare as cmp
+
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    for name in names:
+        if not callable(getattr(fnn.optim, name, None)) or name.startswith("scale"):
+            raise ValueError(f"unknown optimizer {name!r}; try sgd, adagrad, rmsprop, adadelta, "
+                             f"adam, adamw, adamax, nadam, amsgrad, lion")
+    if args.problem == "mlp":
+        problem = _experiments().load("optimizers").mlp_problem(64, 0)
+    else:
+        problem = {"quadratic": cmp.quadratic, "rosenbrock": cmp.rosenbrock}[args.problem]()
+    optimizers, pairs = {}, []
+    for name in names:
+        optimizers[f"fnn {name}"] = getattr(fnn.optim, name)(args.learning_rate)
+        if args.reference == "optax":
+            optimizers[f"optax {name}"] = getattr(optax, name)(args.learning_rate)
+            pairs.append((f"fnn {name}", f"optax {name}"))
+    with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+        result = cmp.compare(optimizers, problem, steps=args.steps, pairs=pairs)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    experiments = _experiments()
+    record = {"problem": args.problem, "learning_rate": args.learning_rate, "steps": args.steps,
+              "losses": result.losses, "max_param_diff": result.max_param_diff,
+              "seconds_per_step": result.seconds_per_step}
+    (out / "compare.json").write_text(json.dumps(experiments.to_json(record), indent=2) + "\n")
+    fig, ax = plot.figure(1, size=(6.5, 4.2))
+    plot.loss_curves(ax, result.losses, title=f"{args.problem}, learning rate {args.learning_rate}",
+                     styles={k: {"ls": "--"} for k in result.losses if k.startswith("optax")})
+    plot.save(fig, out / "compare.png")
+
+    print(f"{'optimizer':<18}{'final loss':>12}{'max |dparam|':>14}{'us/step':>10}")
+    for name, losses in result.losses.items():
+        pair = next((f"{a} vs {b}" for a, b in pairs if name in (a, b)), None)
+        diff = f"{np.max(result.max_param_diff[pair]):.1e}" if pair else "-"
+        print(f"{name:<18}{losses[-1]:>12.4g}{diff:>14}{1e6 * result.seconds_per_step[name]:>10.1f}")
+    print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fnn", description="functional neural networks in JAX")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the experiments").set_defaults(func=cmd_list)
+    run = sub.add_parser("run", help="run experiments (default: the default suite)")
+    run.add_argument("names", nargs="*", help="experiment names (see `fnn list`)")
+    run.add_argument("--quick", action="store_true", help="small configs (seconds, for tests)")
+    run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--set", action="append", type=_parse_override, metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set steps=500")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("info", help="versions and devices").set_defaults(func=cmd_info)
+    comp = sub.add_parser("compare-optimizers",
+                          help="train one problem with several optimizers (fnn vs optax)")
+    comp.add_argument("--optimizers", default="sgd,adam", help="comma-separated names")
+    comp.add_argument("--problem", choices=("quadratic", "rosenbrock", "mlp"), default="mlp")
+    comp.add_argument("--learning-rate", type=float, default=0.01)
+    comp.add_argument("--steps", type=int, default=200)
+    comp.add_argument("--reference", choices=("optax", "none"), default="optax",
+                      help="pair each fnn optimizer with optax's of the same name")
+    comp.add_argument("--out", default="runs/compare-optimizers")
+    comp.set_defaults(func=cmd_compare_optimizers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as error:  # user errors: one clear line, no traceback
+        print(f"fnn: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

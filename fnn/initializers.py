@@ -1,0 +1,144 @@
+"""Weight initialisers: ``init(key, shape, dtype=float32) -> array``.
+
+Fan sizes follow the convention of ``jax.nn.initializers``: for a Dense kernel of shape
+``(n_in, n_out)`` fan_in = n_in and fan_out = n_out; for a conv kernel ``(kh, kw, c_in, c_out)``
+both are multiplied by the receptive field kh*kw. The variance-scaling schemes below draw
+from a plain (untruncated) normal, so ``lecun_normal`` is exactly the notes' ``randn(n)/sqrt(n)``.
+
+Each initialiser is built on ``jax.nn.initializers``; this module fixes the distributions
+to the textbook formulas and gives them the names the notes use.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.nn import initializers as jinit
+
+from fnn._names import did_you_mean
+
+__all__ = [
+    "zeros", "ones", "constant", "normal", "small_random", "uniform", "lecun_normal",
+    "lecun_uniform", "glorot_normal", "glorot_uniform", "xavier_normal", "xavier_uniform",
+    "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform", "orthogonal", "get",
+]
+
+
+def _check_positive(name: str, value) -> None:
+    """Accept any finite real > 0 (Python, NumPy or 0-d JAX number); bools are not numbers."""
+    try:
+        ok = (not isinstance(value, (bool, str)) and math.isfinite(float(value))
+              and float(value) > 0)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+
+
+def zeros(key, shape, dtype=jnp.float32):
+    """w = 0. (For weights this never breaks symmetry: every hidden unit stays identical.)"""
+    return jnp.zeros(shape, dtype)
+
+
+def ones(key, shape, dtype=jnp.float32):
+    """w = 1."""
+    return jnp.ones(shape, dtype)
+
+
+def constant(value: float):
+    """w = value everywhere."""
+    return jinit.constant(value)
+
+
+def normal(stddev: float = 1.0):
+    """w ~ N(0, stddev^2), i.e. ``stddev * randn(shape)``."""
+    _check_positive("normal: stddev", stddev)
+    return jinit.normal(stddev)
+
+
+def small_random(scale: float = 0.001):
+    """The notes' small-random scheme ``w = 0.001 * randn(D, H)``: N(0, scale^2).
+
+    Fine for shallow nets; in deep nets the activations shrink by ~scale*sqrt(n) per layer.
+    """
+    return normal(scale)
+
+
+def uniform(scale: float = 1e-2):
+    """w ~ U[0, scale) (as jax.nn.initializers.uniform)."""
+    _check_positive("uniform: scale", scale)
+    return jinit.uniform(scale)
+
+
+def lecun_normal():
+    """Fan-in scaling: w ~ N(0, 1/fan_in) = randn/sqrt(fan_in); keeps Var(w.x) = Var(x)."""
+    return jinit.variance_scaling(1.0, "fan_in", "normal")
+
+
+def lecun_uniform():
+    """w ~ U(-a, a), a = sqrt(3/fan_in) (variance 1/fan_in)."""
+    return jinit.variance_scaling(1.0, "fan_in", "uniform")
+
+
+def glorot_normal():
+    """Glorot/Xavier: w ~ N(0, 2/(fan_in + fan_out))."""
+    return jinit.variance_scaling(1.0, "fan_avg", "normal")
+
+
+def glorot_uniform():
+    """Glorot/Xavier: w ~ U(-a, a), a = sqrt(6/(fan_in + fan_out))."""
+    return jinit.variance_scaling(1.0, "fan_avg", "uniform")
+
+
+def he_normal():
+    """He/Kaiming for ReLU: w ~ N(0, 2/fan_in) (ReLU halves the variance, the 2 restores it)."""
+    return jinit.variance_scaling(2.0, "fan_in", "normal")
+
+
+def he_uniform():
+    """He/Kaiming: w ~ U(-a, a), a = sqrt(6/fan_in)."""
+    return jinit.variance_scaling(2.0, "fan_in", "uniform")
+
+
+def orthogonal(scale: float = 1.0):
+    """A (semi-)orthogonal matrix times ``scale`` (QR of a Gaussian matrix): W^T W = scale^2 I
+    when n_in >= n_out (tall), W W^T = scale^2 I when wide. The QR runs in float32 (LAPACK has
+    no bfloat16/float16 QR) or float64, then the result is cast to ``dtype``."""
+    init = jinit.orthogonal(scale)
+
+    def orthogonal_init(key, shape, dtype=jnp.float32):
+        work = jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
+        return init(key, shape, work).astype(dtype)
+
+    return orthogonal_init
+
+
+xavier_normal, xavier_uniform = glorot_normal, glorot_uniform
+kaiming_normal, kaiming_uniform = he_normal, he_uniform
+
+_BY_NAME = {
+    "zeros": zeros, "ones": ones, "normal": normal(), "small_random": small_random(),
+    "uniform": uniform(), "lecun_normal": lecun_normal(), "lecun_uniform": lecun_uniform(),
+    "glorot_normal": glorot_normal(), "glorot_uniform": glorot_uniform(),
+    "xavier_normal": glorot_normal(), "xavier_uniform": glorot_uniform(),
+    "he_normal": he_normal(), "he_uniform": he_uniform(), "kaiming_normal": he_normal(),
+    "kaiming_uniform": he_uniform(), "orthogonal": orthogonal(),
+}
+
+
+_FACTORIES = {normal, small_random, uniform, lecun_normal, lecun_uniform, glorot_normal,
+              glorot_uniform, he_normal, he_uniform, orthogonal}
+
+
+def get(init) -> callable:
+    """An initialiser from a callable ``init(key, shape, dtype)`` or a name like ``'he_normal'``."""
+    if init in _FACTORIES:
+        raise ValueError(f"{init.__name__} makes an initializer: pass {init.__name__}() "
+                         f"(with parentheses) or the name {init.__name__!r}")
+    if callable(init):
+        return init
+    if isinstance(init, str) and init in _BY_NAME:
+        return _BY_NAME[init]
+    raise ValueError(f"unknown initializer {init!r}{did_you_mean(init, _BY_NAME)}; "
+                     f"expected one of {sorted(_BY_NAME)} or a function (key, shape, dtype)")

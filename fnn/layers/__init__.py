@@ -1,0 +1,4 @@
+"""Layers with parameters or state: one kind per file."""
+from fnn.layers.dense import Dense
+
+__all__ = ["Dense"]

@@ -1,0 +1,49 @@
+"""The fully connected (affine) layer."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fnn import initializers
+from fnn.core import Layer
+
+__all__ = ["Dense"]
+
+
+def Dense(units: int, *, use_bias: bool = True, w_init=initializers.lecun_normal(),
+          b_init=initializers.zeros, dtype=jnp.float32, name: str = "dense") -> Layer:
+    """Affine map on the last axis: y = x W + b (the notes' H = X W1 + b1).
+
+    Args:
+      units: output features (n_out), a positive int.
+      use_bias: add ``b``; without it y = x W.
+      w_init, b_init: initialisers ``(key, shape, dtype) -> array`` or names
+        (default w ~ N(0, 1/n_in), i.e. randn/sqrt(n_in); b = 0).
+      dtype: parameter dtype.
+
+    Shapes: x (..., n_in) -> y (..., units); params ``w`` (n_in, units), ``b`` (units,).
+    """
+    if not (isinstance(units, int) and not isinstance(units, bool) and units >= 1):
+        raise ValueError(f"{name}: units must be a positive int, got {units!r}")
+    w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+
+    def init_fn(key, input_shape):
+        if len(input_shape) < 1 or not isinstance(input_shape[-1], int):
+            raise ValueError(f"{name}: expected input_shape (..., features), got {input_shape}")
+        kw, kb = jax.random.split(key)
+        params = {"w": w_init(kw, (input_shape[-1], units), dtype)}
+        if use_bias:
+            params["b"] = b_init(kb, (units,), dtype)
+        return (*input_shape[:-1], units), params, {}
+
+    def apply_fn(params, state, x, key, train):
+        w = params["w"]
+        if x.ndim < 2 or x.shape[-1] != w.shape[0]:
+            raise ValueError(f"{name}: expected input of shape (batch, ..., {w.shape[0]}), "
+                             f"got {tuple(x.shape)}")
+        y = x @ w
+        if use_bias:
+            y = y + jnp.expand_dims(params["b"], tuple(range(y.ndim - 1)))
+        return y, state
+
+    return Layer(name, init_fn, apply_fn)

@@ -1,0 +1,65 @@
+"""Figures: loss curves, decision regions, bars. Uses matplotlib's object API (no pyplot, no
+global backend state), so it works headless and never opens a window."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+__all__ = ["figure", "save", "loss_curves", "decision_regions", "COLORS"]
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, size: tuple[float, float] = (4.5, 3.6)):
+    """A new ``Figure`` and its axes (a flat array when there is more than one)."""
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    return fig, axes if axes.size > 1 else axes[0]
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 120) -> str:
+    """Write ``fig`` as PNG to ``path`` (parents created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return str(path)
+
+
+def loss_curves(ax, curves: Mapping[str, np.ndarray], *, xlabel: str = "step",
+                ylabel: str = "loss", logy: bool = True, title: str | None = None,
+                styles: Mapping[str, dict] | None = None) -> None:
+    """Plot each named curve against its index (step or epoch)."""
+    for i, (label, values) in enumerate(curves.items()):
+        style = {"color": COLORS[i % len(COLORS)], "lw": 1.6, **((styles or {}).get(label, {}))}
+        ax.plot(np.arange(1, len(values) + 1), np.asarray(values), label=label, **style)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+
+
+def decision_regions(ax, predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                     y: np.ndarray, *, num_classes: int | None = None, resolution: int = 200,
+                     margin: float = 0.5, title: str | None = None) -> None:
+    """Colour the plane by ``predict(points (M, 2)) -> class ids (M,)`` and scatter ``x`` by ``y``."""
+    x, y = np.asarray(x, np.float64), np.asarray(y)
+    k = int(num_classes or (y.max() + 1))
+    (x0, y0), (x1, y1) = x.min(0) - margin, x.max(0) + margin
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    regions = np.asarray(predict(grid)).reshape(gx.shape)
+    cmap = ListedColormap(COLORS[:k])
+    ax.contourf(gx, gy, regions, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.25)
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, edgecolors="k", s=40)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    if title:
+        ax.set_title(title)

@@ -1,0 +1,197 @@
+"""The layer protocol and combinators: shapes, names, keys, state, errors."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn.core import Layer
+
+KEY = jax.random.key(0)
+
+
+def x_of(shape, batch=3, seed=1):
+    return jax.random.normal(jax.random.key(seed), (batch, *shape))
+
+
+def test_serial_names_params_like_the_math():
+    net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
+    params, state = net.init(KEY, (2,))
+    assert set(params) == {"dense_0", "dense_1"}          # parameter-free layers add nothing
+    chex.assert_shape(params["dense_0"]["w"], (2, 50))
+    chex.assert_shape(params["dense_1"]["b"], (4,))
+    assert state == {}
+    x = x_of((2,))
+    y, _ = net.apply(params, state, x)
+    expected = jax.nn.relu(x @ params["dense_0"]["w"] + params["dense_0"]["b"][None]) \
+        @ params["dense_1"]["w"] + params["dense_1"]["b"][None]
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+    np.testing.assert_allclose(net(params, x), y)        # the one-line stateless form
+
+
+@pytest.mark.parametrize("make, in_shape", [
+    (lambda: fnn.serial(fnn.Dense(7), fnn.tanh, fnn.Dense(3)), (5,)),
+    (lambda: fnn.Dense(4), (6, 5)),                          # Dense on the last axis
+    (lambda: fnn.Maxout(3, 4), (5,)),
+    (lambda: fnn.serial(fnn.fan_out(2), fnn.parallel(fnn.Dense(3), fnn.Dense(4)),
+                        fnn.fan_in_concat()), (5,)),
+    (lambda: fnn.serial(fnn.fan_out(3), fnn.parallel(fnn.Dense(3), fnn.identity(), fnn.Dense(3)),
+                        fnn.fan_in_sum()), (3,)),
+    (lambda: fnn.residual(fnn.serial(fnn.Dense(5), fnn.relu, fnn.Dense(5))), (5,)),
+    (lambda: fnn.residual(fnn.Dense(8), projection=fnn.Dense(8, use_bias=False)), (5,)),
+    (lambda: fnn.serial(fnn.Lambda(lambda x: x.reshape(x.shape[0], -1)), fnn.Dense(2)), (3, 4)),
+    (lambda: fnn.Activation("leaky_relu", alpha=0.2), (4,)),
+])
+def test_inferred_output_shape_equals_applied_shape(make, in_shape):
+    net = make()
+    params, state = net.init(KEY, in_shape)
+    y, _ = net.apply(params, state, x_of(in_shape, batch=2))
+    assert tuple(y.shape[1:]) == net.output_shape(in_shape)
+
+
+def test_init_is_deterministic_per_key_and_differs_across_keys():
+    net = fnn.serial(fnn.Dense(4), fnn.relu, fnn.Dense(2))
+    a, _ = net.init(jax.random.key(3), (3,))
+    b, _ = net.init(jax.random.key(3), (3,))
+    c, _ = net.init(jax.random.key(4), (3,))
+    chex.assert_trees_all_equal(a, b)
+    assert not np.allclose(a["dense_0"]["w"], c["dense_0"]["w"])
+    twins, _ = fnn.serial(fnn.Dense(3), fnn.Dense(3)).init(KEY, (3,))
+    assert not np.allclose(twins["dense_0"]["w"], twins["dense_1"]["w"])  # one subkey per child
+
+
+def test_residual_adds_the_skip_and_uses_the_projection():
+    block = fnn.Dense(3)
+    net = fnn.residual(block)
+    params, _ = net.init(KEY, (3,))
+    x = x_of((3,))
+    np.testing.assert_allclose(net(params, x), block(params["block"], x) + x, rtol=1e-6)
+    proj = fnn.residual(fnn.Dense(4), projection=fnn.Dense(4))
+    p, _ = proj.init(KEY, (3,))
+    assert set(p) == {"block", "projection"}
+    np.testing.assert_allclose(proj(p, x), fnn.Dense(4)(p["block"], x) + fnn.Dense(4)(p["projection"], x),
+                               rtol=1e-6)
+
+
+def test_parallel_and_fan_in_concat_values():
+    net = fnn.serial(fnn.fan_out(2), fnn.parallel(fnn.Dense(2), fnn.Dense(3)), fnn.fan_in_concat())
+    params, _ = net.init(KEY, (4,))
+    x = x_of((4,))
+    branches = params["parallel_0"]
+    expected = jnp.concatenate([fnn.Dense(2)(branches["dense_0"], x),
+                                fnn.Dense(3)(branches["dense_1"], x)], axis=1)
+    np.testing.assert_allclose(net(params, x), expected, rtol=1e-6)
+
+
+def _key_recorder(name):
+    """A layer whose output is a draw from its key, to see how combinators split keys."""
+    def apply_fn(params, state, x, key, train):
+        if key is None:
+            raise ValueError(f"{name}: needs a key")
+        return x + jax.random.normal(key, x.shape), state
+    return Layer(name, lambda key, s: (s, {}, {}), apply_fn)
+
+
+def test_serial_splits_one_subkey_per_child():
+    net = fnn.serial(_key_recorder("noise"), _key_recorder("noise"))
+    x = jnp.zeros((1, 4))
+    y1, _ = net.apply({}, {}, x, key=jax.random.key(1))
+    y2, _ = net.apply({}, {}, x, key=jax.random.key(1))
+    y3, _ = net.apply({}, {}, x, key=jax.random.key(2))
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.allclose(y1, y3)
+    k1, k2 = jax.random.split(jax.random.key(1))
+    expected = jax.random.normal(k1, (1, 4)) + jax.random.normal(k2, (1, 4))
+    np.testing.assert_allclose(y1, expected, rtol=1e-6)
+
+
+def _counter():
+    """A stateful layer: counts its training calls in state, passes x through."""
+    def init_fn(key, shape):
+        return shape, {}, {"calls": jnp.zeros((), jnp.int32)}
+
+    def apply_fn(params, state, x, key, train):
+        return x, {"calls": state["calls"] + (1 if train else 0)}
+    return Layer("counter", init_fn, apply_fn, stateful=True)
+
+
+def test_state_is_returned_not_mutated_and_threaded_through_serial():
+    net = fnn.serial(fnn.Dense(2), _counter(), fnn.Dense(2), _counter())
+    params, state = net.init(KEY, (3,))
+    assert set(state) == {"counter_0", "counter_1"}
+    _, s1 = net.apply(params, state, x_of((3,)), train=True)
+    _, s2 = net.apply(params, s1, x_of((3,)), train=True)
+    _, s3 = net.apply(params, s2, x_of((3,)), train=False)
+    assert int(state["counter_0"]["calls"]) == 0            # the input state is untouched
+    assert int(s2["counter_1"]["calls"]) == 2
+    assert int(s3["counter_1"]["calls"]) == 2
+    with pytest.raises(TypeError, match=r"carries state.*net.apply\(params, state, x"):
+        net(params, x_of((3,)))
+
+
+def test_everything_jits_grads_and_vmaps():
+    net = fnn.serial(fnn.Dense(8), fnn.gelu, fnn.residual(fnn.Dense(8)), fnn.Dense(1))
+    params, _ = net.init(KEY, (3,))
+    x = x_of((3,), batch=5)
+    f = jax.jit(lambda p, x: jnp.sum(net(p, x) ** 2))
+    g = jax.grad(f)(params, x)
+    chex.assert_trees_all_equal_shapes(g, params)
+    per_example = jax.vmap(lambda xi: net(params, xi[None])[0])(x)
+    np.testing.assert_allclose(per_example, net(params, x), rtol=1e-5, atol=1e-6)
+
+
+def test_summary_table_lists_layers_shapes_and_total():
+    net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
+    lines = []
+    text = fnn.summary(net, (2,), print_fn=lines.append)
+    assert lines == [text]
+    assert "dense_0" in text and "(50,)" in text and "150" in text     # 2*50 + 50
+    assert "relu_0" in text and "dense_1" in text and "204" in text    # 50*4 + 4
+    assert text.rstrip().splitlines()[-1].startswith("total params: 354")
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_wrong_input_feature_size_names_layer_and_shapes():
+    net = fnn.serial(fnn.Dense(5, name="hidden"), fnn.relu)
+    params, state = net.init(KEY, (3,))
+    with pytest.raises(ValueError, match=r"hidden: expected input of shape \(batch, \.\.\., 3\), got \(2, 4\)"):
+        net.apply(params, state, jnp.ones((2, 4)))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "10", True])
+def test_dense_rejects_invalid_units(bad):
+    with pytest.raises(ValueError, match=rf"dense: units must be a positive int, got {bad!r}"):
+        fnn.Dense(bad)
+
+
+@pytest.mark.parametrize("bad", [(0,), (-1, 3), (2.0,)])
+def test_init_rejects_invalid_input_shapes(bad):
+    with pytest.raises(ValueError, match=r"input_shape must hold positive ints"):
+        fnn.Dense(3).init(KEY, bad)
+
+
+def test_residual_without_projection_needs_matching_shapes():
+    with pytest.raises(ValueError, match=r"residual: the block maps \(3,\) to \(5,\).*add a projection"):
+        fnn.residual(fnn.Dense(5)).init(KEY, (3,))
+
+
+def test_fan_in_sum_needs_equal_shapes_and_parallel_needs_matching_inputs():
+    net = fnn.serial(fnn.fan_out(2), fnn.parallel(fnn.Dense(2), fnn.Dense(3)), fnn.fan_in_sum())
+    with pytest.raises(ValueError, match=r"fan_in_sum: all inputs must have the same shape"):
+        net.init(KEY, (4,))
+    with pytest.raises(ValueError, match=r"parallel: expected a tuple of 2 input shapes"):
+        fnn.parallel(fnn.Dense(2), fnn.Dense(3)).init(KEY, (4,))
+
+
+def test_unknown_activation_name_suggests_the_right_one():
+    with pytest.raises(ValueError, match=r"unknown activation 'rleu'; did you mean 'relu'\?"):
+        fnn.Activation("rleu")
+
+
+def test_serial_rejects_non_layers():
+    with pytest.raises(TypeError, match=r"expected a Layer or a function of arrays, got int"):
+        fnn.serial(fnn.Dense(2), 3)
+    with pytest.raises(ValueError, match=r"serial: needs at least one layer"):
+        fnn.serial()

@@ -1,0 +1,103 @@
+"""The experiments reproduce the notes' numbers; the runner writes results.json and figures."""
+import json
+
+import numpy as np
+import pytest
+
+import experiments
+from experiments import backprop_example
+from fnn import cli
+
+
+def _run(name, tmp_path, quick=True):
+    record = experiments.run_experiment(name, tmp_path, quick=quick)
+    written = json.loads((tmp_path / name / "results.json").read_text())
+    assert written["meta"]["experiment"] == name
+    assert written["figures"], "every experiment writes at least one figure"
+    for figure in written["figures"]:
+        png = (tmp_path / name / figure).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    return record
+
+
+def test_backprop_example_reproduces_every_published_digit(tmp_path):
+    r = _run("backprop_example", tmp_path)
+    assert f"{r['E_total']:.9f}" == "0.298371109"
+    assert f"{r['updated']['w5']:.8f}" == "0.35891648"
+    assert f"{r['updated']['w6']:.9f}" == "0.408666186"
+    assert f"{r['updated']['w7']:.9f}" == "0.511301270"
+    assert f"{r['updated']['w8']:.9f}" == "0.561370121"
+    assert f"{r['updated']['w1']:.9f}" == "0.149780716"
+    assert all(r["matches_notes"].values())
+    assert r["max_abs_diff"] < 1e-12
+    assert set(r["grads"]) == set(r["manual"]["grads"]) == {f"w{i}" for i in range(1, 9)} | {"b1", "b2"}
+
+
+def test_rounds_to_compares_printed_digits():
+    assert backprop_example.rounds_to(0.5113012702, "0.511301270")
+    assert not backprop_example.rounds_to(0.5113012749, "0.511301270")
+
+
+@pytest.mark.slow
+def test_quadrant_fnn_and_numpy_curves_agree(tmp_path):
+    r = _run("quadrant", tmp_path)
+    assert len(r["loss_fnn"]) == len(r["loss_numpy"]) == experiments.load("quadrant").QUICK["steps"]
+    assert r["loss_max_abs_diff"] < 1e-6
+    assert r["loss_fnn"][-1] < r["loss_fnn"][0]
+    np.testing.assert_allclose(r["correct_class_probability"]["fnn"],
+                               r["correct_class_probability"]["numpy"], atol=1e-6)
+    assert r["fnn_seconds"] > 0 and r["numpy_seconds"] > 0 and r["fnn_compile_seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_logic_gates(tmp_path):
+    r = _run("logic_gates", tmp_path)
+    for gate in ("AND", "OR"):
+        assert r["fixed_theta"][gate]["correct"]
+        assert r["perceptron_rule"][gate]["converged_epoch"] is not None
+        assert r["perceptron_rule"][gate]["best_linear_accuracy"] == 1.0
+    assert r["fixed_theta"]["AND"]["outputs"][3] > 0.9999 and r["fixed_theta"]["AND"]["outputs"][1] < 1e-4
+    assert r["perceptron_rule"]["XOR"]["converged_epoch"] is None
+    assert min(r["perceptron_rule"]["XOR"]["errors_per_epoch"]) >= 1
+    assert r["perceptron_rule"]["XOR"]["best_linear_accuracy"] == 0.75
+    assert r["xor_network"]["accuracy"] == 1.0
+
+
+def test_unknown_experiment_and_config_key_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"unknown experiment 'quadrnt'; did you mean 'quadrant'\?"):
+        experiments.load("quadrnt")
+    with pytest.raises(ValueError, match=r"quadrant: unknown config key 'stesp'"):
+        experiments.config_for("quadrant", overrides={"stesp": 3})
+    assert cli.main(["run", "quadrnt", "--out", str(tmp_path)]) == 2
+    assert "did you mean 'quadrant'" in capsys.readouterr().err
+
+
+def test_cli_list_and_info(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in experiments.DEFAULT_SUITE:
+        assert name in out
+    assert cli.main(["info"]) == 0
+    assert "jax" in capsys.readouterr().out
+
+
+def test_cli_run_with_overrides_writes_results(tmp_path, capsys):
+    assert cli.main(["run", "backprop_example", "--out", str(tmp_path), "--set",
+                     "learning_rate=1.0"]) == 0
+    written = json.loads((tmp_path / "backprop_example" / "results.json").read_text())
+    assert written["config"]["learning_rate"] == 1.0
+    assert written["updated"]["w5"] == pytest.approx(0.4 - 1.0 * written["grads"]["w5"])
+
+
+@pytest.mark.slow
+def test_optimizers_experiment_matches_optax_and_draws_both_figures(tmp_path):
+    r = _run("optimizers", tmp_path)
+    assert sorted(r["figures"]) == ["mlp_loss.png", "paths.png"]
+    assert r["max_param_diff_fnn_vs_optax"] < 1e-5
+    for problem in ("quadratic", "rosenbrock", "mlp"):
+        assert set(r[problem]) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}
+    mlp = r["mlp"]["adam"]
+    assert mlp["final_loss_fnn"] < mlp["loss_fnn"][0]
+    # plain SGD oscillates across the quadratic's narrow valley: y changes sign step after step
+    y = np.asarray(r["quadratic"]["sgd"]["path"])[:10, 1]
+    assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))

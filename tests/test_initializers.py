@@ -1,0 +1,153 @@
+"""fnn.initializers: shapes, dtypes, the variance formulas on large matrices, lookup by name."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn import initializers as I
+
+KEY = jax.random.key(0)
+FAN_IN, FAN_OUT = 400, 1000          # 400k samples: the std estimate is good to ~0.1%
+
+
+def draw(init, shape=(FAN_IN, FAN_OUT), dtype=jnp.float32, key=KEY):
+    return np.asarray(init(key, shape, dtype), np.float64)
+
+
+@pytest.mark.parametrize("name", sorted(I._BY_NAME))
+def test_shapes_and_dtypes(name):
+    init = I.get(name)
+    for shape in [(3, 5), (3, 3, 2, 4)]:
+        w = init(KEY, shape)
+        assert w.shape == shape and w.dtype == jnp.float32
+    if name != "orthogonal":                 # see test_orthogonal_in_bfloat16
+        assert init(KEY, (4, 4), jnp.bfloat16).dtype == jnp.bfloat16
+
+
+def test_orthogonal_in_bfloat16():
+    w = I.orthogonal()(KEY, (8, 4), jnp.bfloat16)
+    assert w.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(w, np.float32).T @ np.asarray(w, np.float32),
+                               np.eye(4), atol=3e-2)
+
+
+def test_float64_when_enabled(x64):
+    assert I.he_normal()(KEY, (3, 4), jnp.float64).dtype == jnp.float64
+
+
+@pytest.mark.parametrize("init,std", [
+    (I.lecun_normal(), 1 / math.sqrt(FAN_IN)),
+    (I.glorot_normal(), math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    (I.xavier_normal(), math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    (I.he_normal(), math.sqrt(2 / FAN_IN)),
+    (I.kaiming_normal(), math.sqrt(2 / FAN_IN)),
+    (I.normal(0.3), 0.3),
+    (I.small_random(), 0.001),
+    (I.lecun_uniform(), 1 / math.sqrt(FAN_IN)),
+    (I.glorot_uniform(), math.sqrt(2 / (FAN_IN + FAN_OUT))),
+    (I.he_uniform(), math.sqrt(2 / FAN_IN)),
+], ids=["lecun_normal", "glorot_normal", "xavier_normal", "he_normal", "kaiming_normal",
+        "normal(0.3)", "small_random", "lecun_uniform", "glorot_uniform", "he_uniform"])
+def test_empirical_std(init, std):
+    w = draw(init)
+    assert abs(w.mean()) < 0.01 * std
+    assert w.std() == pytest.approx(std, rel=0.02)
+
+
+def test_normal_is_untruncated():
+    """lecun_normal is the notes' randn(n)/sqrt(n): draws beyond 2 sigma occur (~4.6%)."""
+    w = draw(I.lecun_normal()) * math.sqrt(FAN_IN)
+    assert np.mean(np.abs(w) > 2) == pytest.approx(0.0455, abs=0.003)
+
+
+def test_conv_kernel_fan_in_counts_the_receptive_field():
+    w = draw(I.he_normal(), (3, 3, 64, 128))
+    assert w.std() == pytest.approx(math.sqrt(2 / (3 * 3 * 64)), rel=0.02)
+
+
+@pytest.mark.parametrize("init,bound", [
+    (I.lecun_uniform(), math.sqrt(3 / FAN_IN)),
+    (I.glorot_uniform(), math.sqrt(6 / (FAN_IN + FAN_OUT))),
+    (I.he_uniform(), math.sqrt(6 / FAN_IN)),
+], ids=["lecun_uniform", "glorot_uniform", "he_uniform"])
+def test_symmetric_uniform_bounds(init, bound):
+    w = draw(init)
+    assert w.max() <= bound and w.min() >= -bound
+    assert w.max() > 0.99 * bound and w.min() < -0.99 * bound   # the whole interval is used
+
+
+def test_uniform_is_zero_to_scale():
+    w = draw(I.uniform(0.5))
+    assert w.min() >= 0 and w.max() < 0.5
+    assert w.mean() == pytest.approx(0.25, rel=0.01)
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (32, 32)])
+def test_orthogonal(shape):
+    w = draw(I.orthogonal(), shape)
+    np.testing.assert_allclose(w.T @ w, np.eye(shape[1]), atol=1e-5)
+    w2 = draw(I.orthogonal(2.0), shape)
+    np.testing.assert_allclose(w2.T @ w2, 4 * np.eye(shape[1]), atol=4e-5)
+
+
+def test_orthogonal_wide_has_orthonormal_rows():
+    w = draw(I.orthogonal(), (16, 48))
+    np.testing.assert_allclose(w @ w.T, np.eye(16), atol=1e-5)
+
+
+def test_constants():
+    np.testing.assert_array_equal(draw(I.zeros, (3, 4)), np.zeros((3, 4)))
+    np.testing.assert_array_equal(draw(I.ones, (3, 4)), np.ones((3, 4)))
+    np.testing.assert_array_equal(draw(I.constant(0.5), (2, 2)), np.full((2, 2), 0.5))
+
+
+def test_deterministic_in_the_key():
+    a, b = draw(I.he_normal(), (8, 8)), draw(I.he_normal(), (8, 8))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, draw(I.he_normal(), (8, 8), key=jax.random.key(1)))
+
+
+def test_get_by_name_and_did_you_mean():
+    assert I.get(I.zeros) is I.zeros
+    w = draw(I.get("he_normal"))
+    assert w.std() == pytest.approx(math.sqrt(2 / FAN_IN), rel=0.02)
+    assert draw(I.get("small_random")).std() == pytest.approx(0.001, rel=0.02)
+    with pytest.raises(ValueError, match="did you mean 'he_normal'"):
+        I.get("he_nromal")
+    with pytest.raises(ValueError, match="unknown initializer 'bogus'"):
+        I.get("bogus")
+
+
+def test_invalid_scales_raise():
+    for make in (I.normal, I.small_random, I.uniform):
+        with pytest.raises(ValueError, match="must be a finite positive number, got -1"):
+            make(-1)
+
+
+def test_dense_uses_w_init():
+    params, _ = fnn.Dense(4, w_init="zeros").init(KEY, (3,))
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.zeros((3, 4)))
+    params, _ = fnn.Dense(4, w_init=I.constant(0.25), b_init=I.ones).init(KEY, (3,))
+    np.testing.assert_array_equal(np.asarray(params["w"]), np.full((3, 4), 0.25))
+    np.testing.assert_array_equal(np.asarray(params["b"]), np.ones(4))
+    params, _ = fnn.Dense(FAN_OUT, w_init="he_normal").init(KEY, (FAN_IN,))
+    assert float(jnp.std(params["w"])) == pytest.approx(math.sqrt(2 / FAN_IN), rel=0.02)
+    default, _ = fnn.Dense(FAN_OUT).init(KEY, (FAN_IN,))          # lecun_normal by default
+    assert float(jnp.std(default["w"])) == pytest.approx(1 / math.sqrt(FAN_IN), rel=0.02)
+    with pytest.raises(ValueError, match="did you mean 'he_normal'"):
+        fnn.Dense(4, w_init="he_nromal")
+
+
+def test_get_rejects_an_uncalled_factory_with_a_hint():
+    with pytest.raises(ValueError, match=r"he_normal makes an initializer: pass he_normal\(\)"):
+        I.get(I.he_normal)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "0.1"])
+def test_scale_arguments_must_be_finite_positive_numbers(bad):
+    with pytest.raises(ValueError, match=r"normal: stddev must be a finite positive number"):
+        I.normal(bad)
+    assert I.normal(np.float32(0.5))(KEY, (3,)).shape == (3,)

@@ -1,0 +1,53 @@
+"""fnn.optim.compare and `fnn compare-optimizers`: same start, paired differences, outputs."""
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import fnn
+from fnn import cli
+from fnn.optim.compare import Problem, compare, quadratic, rosenbrock
+
+
+def test_compare_pairs_fnn_with_optax_and_records_every_step():
+    problem = quadratic(condition=10.0)
+    with jax.numpy_dtype_promotion("standard"):
+        c = compare({"fnn": fnn.optim.adam(0.1), "optax": optax.adam(0.1),
+                     "sgd": fnn.optim.sgd(0.05)}, problem, steps=30, pairs=[("fnn", "optax")])
+    assert set(c.losses) == {"fnn", "optax", "sgd"}
+    assert c.losses["fnn"].shape == (31,)
+    assert c.losses["fnn"][0] == pytest.approx(0.5 * (16 + 10 * 1.5 ** 2))   # the start
+    np.testing.assert_array_equal(c.trajectories["sgd"]["xy"][0], problem.init["xy"])
+    assert c.max_param_diff["fnn vs optax"].shape == (31,)
+    assert np.max(c.max_param_diff["fnn vs optax"]) < 1e-6
+    assert c.losses["sgd"][-1] < c.losses["sgd"][0]
+    assert all(s > 0 for s in c.seconds_per_step.values())
+
+
+def test_compare_reports_a_real_difference_between_different_rules():
+    c = compare({"a": fnn.optim.sgd(0.01), "b": fnn.optim.sgd(0.02)}, rosenbrock(), steps=5,
+                pairs=[("a", "b")])
+    diff = c.max_param_diff["a vs b"]
+    assert diff[0] == 0.0 and diff[-1] > 1e-3          # same start, diverging paths
+
+
+def test_compare_rejects_unknown_pairs_and_bad_steps():
+    problem = Problem("p", lambda p: (p["w"] ** 2).sum(), {"w": np.ones(3, np.float32)})
+    with pytest.raises(ValueError, match=r"pair \('a', 'z'\) names 'z'"):
+        compare({"a": fnn.optim.sgd(0.1)}, problem, pairs=[("a", "z")])
+    with pytest.raises(ValueError, match=r"steps must be a positive int, got 0"):
+        compare({"a": fnn.optim.sgd(0.1)}, problem, steps=0)
+
+
+def test_cli_compare_optimizers_writes_json_and_figure(tmp_path, capsys):
+    assert cli.main(["compare-optimizers", "--optimizers", "sgd,rmsprop", "--problem",
+                     "rosenbrock", "--learning-rate", "0.001", "--steps", "20",
+                     "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "compare.json").read_text())
+    assert set(record["losses"]) == {"fnn sgd", "optax sgd", "fnn rmsprop", "optax rmsprop"}
+    assert len(record["max_param_diff"]["fnn sgd vs optax sgd"]) == 21
+    assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert "fnn rmsprop" in capsys.readouterr().out
+    assert cli.main(["compare-optimizers", "--optimizers", "adamm"]) == 2
