@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SUITE = ("backprop_example", "logic_gates", "quadrant")
+DEFAULT_SUITE = ("backprop_example", "logic_gates", "quadrant", "optimizers")
 
 
 def names() -> list[str]:

@@ -1,4 +1,4 @@
-"""One test per row of fnn/optim/SEMANTICS.md: how fnn (= optax) relates to torch.optim.
+"""One test per row of the README's fnn-versus-torch.optim table: how fnn (= optax) relates to torch.optim.
 
 PyTorch is not a test dependency, so each torch rule is written out in NumPy from its
 documented algorithm (torch.optim docs, 2.x). Each test shows that fnn matches optax, and then

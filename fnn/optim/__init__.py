@@ -8,7 +8,7 @@ Every optimizer is ``chain(scale_by_<rule>(...), scale_by_learning_rate(lr))`` o
     updates, state = opt.update(grads, state, params)
     params = fnn.optim.apply_updates(params, updates)
 
-See SEMANTICS.md for how each rule relates to torch.optim.
+The README's "Optimizers" section tabulates how each rule relates to torch.optim.
 """
 from fnn.optim.adam import (ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState, adam,
                             adamax, adamw, amsgrad, lion, nadam, scale_by_adam,
