@@ -1,4 +1,23 @@
-"""Datasets that ship with fnn's dependencies or are generated locally (never downloaded)."""
-from fnn.data.digits import Split, load_digits
+"""Datasets, preprocessing and batching.
 
-__all__ = ["Split", "load_digits"]
+Built in or generated locally (never downloaded): the digits, the toy sets (quadrant, logic
+gates, playground), MNIST-1D. MNIST is read from IDX files and downloaded only on request
+(``load_mnist(download=True)``).
+"""
+from fnn.data.batching import batches, epochs
+from fnn.data.digits import Split, load_digits
+from fnn.data.mnist import load_mnist, read_idx
+from fnn.data.mnist1d import load_mnist1d
+from fnn.data.preprocess import (PCA, Scaler, fit_center, fit_minmax, fit_pca, fit_pca_whiten,
+                                 fit_standardize, fit_zca_whiten)
+from fnn.data.toy import (circle, gaussian, logic_gate, moons, playground, quadrant, spiral,
+                          xor)
+
+__all__ = [
+    "Split", "load_digits",
+    "quadrant", "logic_gate", "circle", "xor", "gaussian", "spiral", "moons", "playground",
+    "load_mnist", "read_idx", "load_mnist1d",
+    "Scaler", "PCA", "fit_center", "fit_standardize", "fit_minmax", "fit_pca",
+    "fit_pca_whiten", "fit_zca_whiten",
+    "batches", "epochs",
+]

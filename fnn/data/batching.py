@@ -1,0 +1,137 @@
+"""Minibatches as device arrays with a leading step axis, ready for ``jax.lax.scan``::
+
+    xs = batches((x, y), 32, key=jax.random.key(0))       # ((steps, 32, ...), (steps, 32))
+    params, losses = jax.lax.scan(step, params, xs)
+
+    xs = epochs((x, y), 32, num_epochs=10, seed=0)        # ((10, steps, 32, ...), ...)
+
+``data`` is any pytree of arrays sharing a leading example axis of length n (a tuple
+``(x, y)``, a dict, a single array). The remainder policy says what happens to the last
+``n % batch_size`` examples:
+
+* ``'drop'``  (default) they are left out; steps = n // batch_size.
+* ``'pad'``   the last batch is filled up by repeating examples from the start of the
+  (shuffled) order, and a boolean ``mask`` (steps, batch_size) marks the real examples:
+  the call returns ``(batched, mask)``; steps = ceil(n / batch_size). Weight per-example
+  losses with the mask so repeats do not count twice.
+* ``'error'`` raise ``ValueError`` unless batch_size divides n.
+
+``fnn.train.fit`` shuffles on the device itself; these helpers are for hand-written scans.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn._names import did_you_mean
+
+__all__ = ["batches", "epochs", "REMAINDER_POLICIES"]
+
+REMAINDER_POLICIES = ("drop", "pad", "error")
+
+
+def _num_examples(data, who: str) -> int:
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError(f"{who}: data is empty (a pytree without arrays); expected e.g. (x, y)")
+    shapes = [tuple(np.shape(a)) for a in leaves]
+    if any(len(s) == 0 for s in shapes):
+        raise ValueError(f"{who}: every array in data needs a leading example axis, got a "
+                         f"scalar among shapes {shapes}")
+    if len({s[0] for s in shapes}) != 1:
+        raise ValueError(f"{who}: every array in data needs the same leading (example) length, "
+                         f"got shapes {shapes}")
+    n = shapes[0][0]
+    if n == 0:
+        raise ValueError(f"{who}: data has 0 examples (shapes {shapes})")
+    return n
+
+
+def _plan(data, batch_size, remainder, who: str) -> tuple[int, int]:
+    """Validate and return (n, steps)."""
+    n = _num_examples(data, who)
+    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+            and batch_size >= 1):
+        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+    if remainder not in REMAINDER_POLICIES:
+        raise ValueError(f"{who}: remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}"
+                         + did_you_mean(remainder, REMAINDER_POLICIES))
+    if remainder == "drop" and batch_size > n:
+        raise ValueError(f"{who}: batch_size ({batch_size}) is larger than the dataset ({n} "
+                         f"examples), so remainder='drop' would leave no batch; use a smaller "
+                         f"batch_size or remainder='pad'")
+    if remainder == "error" and n % batch_size:
+        raise ValueError(f"{who}: batch_size ({batch_size}) does not divide the number of "
+                         f"examples ({n}), remainder {n % batch_size}; use remainder='drop' or 'pad'")
+    steps = n // batch_size if remainder == "drop" else math.ceil(n / batch_size)
+    return n, steps
+
+
+def _index(order: jax.Array, n: int, steps: int, batch_size: int, remainder: str):
+    """Example indices (steps, batch_size) and the real-example mask, from one order of 0..n-1."""
+    positions = jnp.arange(steps * batch_size)
+    if remainder == "pad":
+        positions = positions % n  # wrap around: the pad repeats the order's first examples
+    idx = order[positions].reshape(steps, batch_size)
+    mask = (jnp.arange(steps * batch_size) < n).reshape(steps, batch_size)
+    return idx, mask
+
+
+def _gather(data, idx):
+    return jax.tree.map(lambda a: jnp.take(jnp.asarray(a), idx, axis=0), data)
+
+
+def _check_key(key, who: str):
+    if not isinstance(key, jax.Array) or not (
+            jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+            or (key.dtype == jnp.uint32 and key.shape == (2,))):
+        raise ValueError(f"{who}: key must be a PRNG key such as jax.random.key(0), got "
+                         f"{type(key).__name__} {key!r}; for reproducible epochs use "
+                         f"epochs(..., seed=...)")
+
+
+def batches(data, batch_size: int, *, key: jax.Array | None = None, remainder: str = "drop"):
+    """Split ``data`` into minibatches stacked along a new leading step axis.
+
+    Every leaf of shape (n, *s) becomes a device array of shape (steps, batch_size, *s):
+    ``out[t, j] = a[order[t * batch_size + j]]`` where ``order`` is
+    ``jax.random.permutation(key, n)`` when ``key`` is given, else 0..n-1 (data order).
+
+    Returns the batched pytree, or ``(batched, mask)`` with ``mask`` (steps, batch_size)
+    bool when ``remainder='pad'`` (see the module docstring for the policies).
+    """
+    n, steps = _plan(data, batch_size, remainder, "batches")
+    if key is None:
+        order = jnp.arange(n)
+    else:
+        _check_key(key, "batches")
+        order = jax.random.permutation(key, n)
+    idx, mask = _index(order, n, steps, batch_size, remainder)
+    out = _gather(data, idx)
+    return (out, mask) if remainder == "pad" else out
+
+
+def epochs(data, batch_size: int, num_epochs: int, *, seed: int, remainder: str = "drop"):
+    """``num_epochs`` shuffled passes over ``data``, stacked along leading epoch and step axes.
+
+    Every leaf of shape (n, *s) becomes (num_epochs, steps, batch_size, *s); epoch e is
+    ``batches(data, batch_size, key=fold_in(fold_in(jax.random.key(seed), 0), e))`` — the
+    shuffle ``fnn.fit(..., seed=seed)`` uses — so any epoch can be regenerated on its own. With ``remainder='pad'`` returns ``(batched, mask)``,
+    mask (num_epochs, steps, batch_size). This materialises num_epochs copies of the data on
+    the device; for large sets shuffle inside the scan instead (as ``fnn.train.fit`` does).
+    """
+    n, steps = _plan(data, batch_size, remainder, "epochs")
+    if not (isinstance(num_epochs, (int, np.integer)) and not isinstance(num_epochs, bool)
+            and num_epochs >= 1):
+        raise ValueError(f"epochs: num_epochs must be a positive int, got {num_epochs!r}")
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        raise ValueError(f"epochs: seed must be an int, got {seed!r}")
+    base = jax.random.fold_in(jax.random.key(seed), 0)  # fit's shuffle key
+    keys = jax.vmap(lambda e: jax.random.fold_in(base, e))(jnp.arange(num_epochs))
+    orders = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+    idx, mask = jax.vmap(lambda o: _index(o, n, steps, batch_size, remainder))(orders)
+    out = _gather(data, idx)
+    return (out, mask) if remainder == "pad" else out
