@@ -127,6 +127,10 @@ def cmd_compare_optimizers(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fnn", description="functional neural networks in JAX")
+    parser.add_argument("--cache-dir", help="persistent compilation cache folder (default: "
+                        "$FNN_CACHE_DIR or ~/.cache/fnn/jax)")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not use the persistent compilation cache")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments").set_defaults(func=cmd_list)
     run = sub.add_parser("run", help="run experiments (default: the default suite)")
@@ -150,8 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_cache_dir() -> str:
+    """``$FNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fnn/jax``, else ``~/.cache/fnn/jax``."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("FNN_CACHE_DIR"):
+        return os.environ["FNN_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return str(Path(base) / "fnn" / "jax")
+
+
+def enable_compile_cache(directory: str) -> None:
+    """Turn on JAX's persistent compilation cache in ``directory`` for every compilation
+    (a second ``fnn run`` of the same experiment then skips XLA compilation)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.no_compile_cache:
+        enable_compile_cache(args.cache_dir or default_cache_dir())
     try:
         return args.func(args)
     except ValueError as error:  # user errors: one clear line, no traceback

@@ -1,6 +1,15 @@
 """Test-wide JAX settings: silent dtype or rank promotion is an error in fnn's tests."""
+import atexit
+import os
+import shutil
+import tempfile
+
 import jax
 import pytest
+
+# `fnn` CLI calls inside the tests cache compilations here, not in the user's cache folder.
+os.environ["FNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="fnn-test-cache-")
+atexit.register(shutil.rmtree, os.environ["FNN_CACHE_DIR"], ignore_errors=True)
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -101,3 +101,16 @@ def test_optimizers_experiment_matches_optax_and_draws_both_figures(tmp_path):
     # plain SGD oscillates across the quadratic's narrow valley: y changes sign step after step
     y = np.asarray(r["quadratic"]["sgd"]["path"])[:10, 1]
     assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))
+
+
+def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path):
+    import subprocess
+    import sys
+    cache, off = tmp_path / "cache", tmp_path / "off"
+    run = lambda *flags: subprocess.run(
+        [sys.executable, "-m", "fnn.cli", *flags, "run", "backprop_example", "--out",
+         str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert run("--cache-dir", str(cache)).returncode == 0
+    assert any(cache.iterdir()), "compiled executables are cached"
+    assert run("--cache-dir", str(off), "--no-compile-cache").returncode == 0
+    assert not off.exists()
