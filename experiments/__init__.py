@@ -48,7 +48,10 @@ def config_for(name: str, quick: bool = False, overrides: dict | None = None) ->
         config.update(module.QUICK)
     for key, value in (overrides or {}).items():
         if key not in config:
-            raise ValueError(f"{name}: unknown config key {key!r}; keys: {sorted(config)}")
+            from fnn._names import did_you_mean
+
+            raise ValueError(f"{name}: unknown config key {key!r}{did_you_mean(key, config)}; "
+                             f"keys: {sorted(config)}")
         config[key] = value
     return config
 
@@ -77,7 +80,14 @@ def run_experiment(name: str, out_dir: str | Path = "runs", *, quick: bool = Fal
     module = load(name)
     config = config_for(name, quick, overrides)
     target = Path(out_dir) / name
-    target.mkdir(parents=True, exist_ok=True)
+    try:  # fail before spending any time on the run
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"run_experiment: cannot write results to {str(target)!r}: "
+                         f"{error.strerror or error}; pass an out_dir you can write to") from error
     start = time.perf_counter()
     results = module.run(config)
     seconds = time.perf_counter() - start

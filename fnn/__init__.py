@@ -13,6 +13,11 @@ from fnn.check import gradcheck, tree_max_rel_diff
 from fnn.core import (Lambda, Layer, as_layer, fan_in_concat, fan_in_sum, fan_out, identity,
                       parallel, residual, serial, summary)
 from fnn.layers import Dense
+from fnn.layers import (AvgPool, BatchNorm, Conv, Conv1D, Conv2D, Conv3D, ConvTranspose,
+                        ConvTranspose1D, ConvTranspose2D, ConvTranspose3D, Dropout, Flatten,
+                        GaussianNoise, GlobalAvgPool, GlobalMaxPool, LayerNorm, LPPool, MaxPool,
+                        Reshape)
+from fnn import interop
 from fnn.models import MLP, Perceptron, perceptron_rule
 from fnn.train import EarlyStopping, FitResult, TrainState, evaluate, fit, supervised, train_step
 

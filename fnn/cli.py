@@ -86,11 +86,22 @@ def cmd_compare_optimizers(args) -> int:
     from fnn import plot
     from fnn.optim import compare as cmp
 
+    from fnn._names import did_you_mean
+
+    known = ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam",
+             "amsgrad", "lion"]
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--optimizers names no optimizer (got {args.optimizers!r}); try "
+                         f"{', '.join(known)}")
     for name in names:
         if not callable(getattr(fnn.optim, name, None)) or name.startswith("scale"):
-            raise ValueError(f"unknown optimizer {name!r}; try sgd, adagrad, rmsprop, adadelta, "
-                             f"adam, adamw, adamax, nadam, amsgrad, lion")
+            raise ValueError(f"unknown optimizer {name!r}{did_you_mean(name, known)}; try "
+                             f"{', '.join(known)}")
+    if not (args.learning_rate > 0 and args.learning_rate != float("inf")):
+        raise ValueError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+    if args.steps < 1:
+        raise ValueError(f"--steps must be a positive int, got {args.steps}")
     if args.problem == "mlp":
         problem = _experiments().load("optimizers").mlp_problem(64, 0)
     else:

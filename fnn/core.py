@@ -30,8 +30,14 @@ State = dict
 
 __all__ = [
     "Layer", "as_layer", "Lambda", "identity", "serial", "parallel", "fan_out", "fan_in_sum",
-    "fan_in_concat", "residual", "summary", "check_shape", "split_key",
+    "fan_in_concat", "residual", "summary", "check_shape", "split_key", "ParamsError",
+    "require_params",
 ]
+
+
+class ParamsError(ValueError):
+    """The params given to ``apply`` do not fit the layer (missing or unexpected entries),
+    typically because they were made by another network's ``init``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Layer:
 
     def init(self, key: jax.Array, input_shape: Sequence[int]) -> tuple[Params, State]:
         """Create ``(params, state)`` for inputs of ``input_shape`` (no batch axis)."""
+        _check_key(self.name, key)
         _, params, state = self.init_fn(key, _canonical_shape(input_shape, self.name))
         return params, state
 
@@ -92,6 +99,52 @@ def _canonical_shape(shape, name: str) -> Shape:
         raise ValueError(f"{name}: input_shape must hold positive ints (without the batch "
                          f"axis), got {tuple(shape)!r}")
     return tuple(shape)
+
+
+def _check_key(name: str, key) -> None:
+    """``init`` needs a PRNG key: a typed key (``jax.random.key``) or a raw uint32 key."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+                              or (dtype == jnp.uint32 and getattr(key, "ndim", 0) >= 1)):
+        return
+    raise TypeError(f"{name}: init needs a PRNG key such as jax.random.key(0) as its first "
+                    f"argument, got {key!r}")
+
+
+def require_params(name: str, params, keys: Sequence[str]) -> None:
+    """Raise :class:`ParamsError` unless ``params`` is a dict holding every name in ``keys``."""
+    if not isinstance(params, dict):
+        raise ParamsError(f"{name}: params must be a dict of arrays (from init), got "
+                          f"{type(params).__name__}")
+    missing = [k for k in keys if k not in params]
+    if missing:
+        raise ParamsError(f"{name}: params lack {missing} (they hold {sorted(params)}); pass "
+                          f"the params made by this network's init")
+
+
+def _check_children(name: str, params, children) -> None:
+    """``params`` of a combinator: a dict whose entries all name children."""
+    if not isinstance(params, dict):
+        raise ParamsError(f"{name}: params must be a dict (from {name}.init), got "
+                          f"{type(params).__name__}")
+    names = [n for n, _ in children]
+    unknown = [k for k in params if k not in names]
+    if unknown:
+        raise ParamsError(f"{name}: params hold {unknown}, which match no child of this network "
+                          f"(its children are {names}); were these params made by another "
+                          f"network's init?")
+
+
+def _apply_child(owner: str, cname: str, layer: Layer, params, state, x, key, train):
+    """Apply child ``cname``; if its params are absent and it needed some, say so by name."""
+    if cname in params:
+        return layer.apply_fn(params[cname], state.get(cname, {}), x, key, train)
+    try:
+        return layer.apply_fn({}, state.get(cname, {}), x, key, train)
+    except (ParamsError, KeyError) as err:
+        raise ParamsError(f"{owner}: params hold no entry for child {cname!r} (they hold "
+                          f"{sorted(params)}); were these params made by another network's "
+                          f"init?") from err
 
 
 def _abstract_init(layer: Layer, shape) -> tuple[Shape, Params, State]:
@@ -194,9 +247,10 @@ def serial(*layers, name: str = "serial") -> Layer:
         return shape, _pack(children, params), _pack(children, state)
 
     def apply_fn(params, state, x, key, train):
+        _check_children(name, params, children)
         new_state = []
         for (cname, layer), k in zip(children, split_key(key, len(children))):
-            x, s = layer.apply_fn(params.get(cname, {}), state.get(cname, {}), x, k, train)
+            x, s = _apply_child(name, cname, layer, params, state, x, k, train)
             new_state.append(s)
         return x, _pack(children, new_state)
 
@@ -222,9 +276,11 @@ def parallel(*layers, name: str = "parallel") -> Layer:
                 _pack(children, [o[2] for o in outs]))
 
     def apply_fn(params, state, xs, key, train):
-        if len(xs) != len(children):
-            raise ValueError(f"{name}: expected {len(children)} inputs, got {len(xs)}")
-        outs = [layer.apply_fn(params.get(n, {}), state.get(n, {}), x, k, train)
+        if not isinstance(xs, (tuple, list)) or len(xs) != len(children):
+            raise ValueError(f"{name}: expected a tuple of {len(children)} inputs, got "
+                             f"{len(xs) if isinstance(xs, (tuple, list)) else type(xs).__name__}")
+        _check_children(name, params, children)
+        outs = [_apply_child(name, n, layer, params, state, x, k, train)
                 for (n, layer), x, k in zip(children, xs, split_key(key, len(children)))]
         return tuple(o[0] for o in outs), _pack(children, [o[1] for o in outs])
 
@@ -297,7 +353,8 @@ def residual(block, projection=None, name: str = "residual") -> Layer:
                 _pack(children, [o[2] for o in outs]))
 
     def apply_fn(params, state, x, key, train):
-        outs = [layer.apply_fn(params.get(n, {}), state.get(n, {}), x, k, train)
+        _check_children(name, params, children)
+        outs = [_apply_child(name, n, layer, params, state, x, k, train)
                 for (n, layer), k in zip(children, split_key(key, len(children)))]
         skip = outs[1][0] if projection is not None else x
         return outs[0][0] + skip, _pack(children, [o[1] for o in outs])

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
-from fnn.core import Layer
+from fnn.core import Layer, require_params
 
 __all__ = ["Dense"]
 
@@ -37,6 +37,7 @@ def Dense(units: int, *, use_bias: bool = True, w_init=initializers.lecun_normal
         return (*input_shape[:-1], units), params, {}
 
     def apply_fn(params, state, x, key, train):
+        require_params(name, params, ("w", "b") if use_bias else ("w",))
         w = params["w"]
         if x.ndim < 2 or x.shape[-1] != w.shape[0]:
             raise ValueError(f"{name}: expected input of shape (batch, ..., {w.shape[0]}), "

@@ -1,0 +1,28 @@
+"""A small CNN on the 8x8 digits (NHWC): train/test curves and the test confusion matrix.
+Target: >= 98% test accuracy."""
+from __future__ import annotations
+
+import fnn
+from experiments._classify import classify, curves_and_confusion
+from fnn.data import load_digits
+
+DESCRIPTION = "CNN (conv32-conv64-pool-dense128) on the 8x8 digits (target >= 98%)"
+CONFIG = {"channels": [32, 64], "dense": 128, "learning_rate": 1e-3, "epochs": 30,
+          "batch_size": 32, "l2": 1e-4, "seed": 0, "target": 0.98}
+QUICK = {"epochs": 2, "channels": [8, 16], "dense": 32}
+
+
+def run(config):
+    net = fnn.models.SimpleCNN(config["channels"], config["dense"])
+    result = classify(net, load_digits(flatten=False),
+                      optimizer=fnn.optim.adam(config["learning_rate"]), epochs=config["epochs"],
+                      batch_size=config["batch_size"], seed=config["seed"], l2=config["l2"])
+    result["target_met"] = result["test_accuracy"] >= config["target"]
+    result["summary"] = (f"test accuracy {100 * result['test_accuracy']:.2f}% (target "
+                         f"{100 * config['target']:.0f}%), {result['params']:,} params, "
+                         f"{result['train_seconds']:.1f}s")
+    return result
+
+
+def figures(results, out_dir):
+    return [curves_and_confusion(results, f"{out_dir}/digits_cnn.png", "CNN")]
