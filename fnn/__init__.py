@@ -18,6 +18,9 @@ from fnn.layers import (AvgPool, BatchNorm, Conv, Conv1D, Conv2D, Conv3D, ConvTr
                         GaussianNoise, GlobalAvgPool, GlobalMaxPool, LayerNorm, LPPool, MaxPool,
                         Reshape)
 from fnn import interop
+from fnn.layers import (Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCell, scan_cell,
+                        sequence_mask)
+from fnn.layers import EchoStateNetwork
 from fnn.models import MLP, Perceptron, perceptron_rule
 from fnn.train import EarlyStopping, FitResult, TrainState, evaluate, fit, supervised, train_step
 

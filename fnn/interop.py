@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._names import did_you_mean
+from fnn.layers.recurrent import TORCH_RNN_KINDS, rnn_from_torch
 
 __all__ = ["from_torch", "TORCH_KINDS"]
 
@@ -48,7 +49,9 @@ def from_torch(kind: str, tensors: dict) -> tuple[dict, dict]:
 
     Args:
       kind: the torch module class name, one of ``TORCH_KINDS`` ('Linear', 'Conv1d',
-        'Conv2d', 'Conv3d', 'ConvTranspose1d/2d/3d', 'BatchNorm1d/2d/3d', 'LayerNorm').
+        'Conv2d', 'Conv3d', 'ConvTranspose1d/2d/3d', 'BatchNorm1d/2d/3d', 'LayerNorm') or of
+        ``TORCH_RNN_KINDS`` ('RNN', 'LSTM', 'GRU' and their cells; see
+        :func:`fnn.layers.recurrent.rnn_from_torch` for the gate orders).
       tensors: ``{name: array}``, e.g. ``{k: v.numpy() for k, v in m.state_dict().items()}``.
 
     Returns ``(params, state)`` for the matching fnn layer (Dense, Conv, ConvTranspose,
@@ -56,9 +59,12 @@ def from_torch(kind: str, tensors: dict) -> tuple[dict, dict]:
     Raises ValueError for an unknown kind, a missing or unexpected key, or a wrong rank.
     LayerNorm must be over the last axis only (a 1-d ``weight``).
     """
+    if kind in TORCH_RNN_KINDS:  # RNN, LSTM, GRU and their cells: gate layouts differ
+        return rnn_from_torch(kind, tensors)
     if kind not in TORCH_KINDS:
-        raise ValueError(f"from_torch: unknown kind {kind!r}{did_you_mean(kind, TORCH_KINDS)}; "
-                         f"expected one of {sorted(TORCH_KINDS)}")
+        known = [*TORCH_KINDS, *TORCH_RNN_KINDS]
+        raise ValueError(f"from_torch: unknown kind {kind!r}{did_you_mean(kind, known)}; "
+                         f"expected one of {sorted(known)}")
     rank, required, optional = TORCH_KINDS[kind]
     given = set(tensors)
     if not required <= given or not given <= required | optional:

@@ -382,3 +382,60 @@ def mlp_backward(params, x, y, activation="relu", loss="softmax_cross_entropy",
         if i > 0:
             delta = f_backward(da, nets[i - 1])
     return value, grads
+
+
+# ----------------------------------------------------------------------------- RNN (BPTT)
+
+__all__ += ["rnn_forward", "rnn_backward"]
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b, activation="tanh"):
+    """The Elman RNN unrolled over time (fnn.SimpleRNNCell's formula):
+
+        a_t = x_t W_ih + h_{t-1} W_hh + b,   h_t = f(a_t),   t = 1..T,  f = tanh or relu
+
+    Shapes: x (N, T, D), h0 (N, H), w_ih (D, H), w_hh (H, H), b (H,) -> hs (N, T, H).
+    Returns ``(hs, cache)``; cache = (x, h0, w_ih, w_hh, a, hs, activation).
+    """
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"manual.rnn_forward: activation must be 'tanh' or 'relu', got "
+                         f"{activation!r}")
+    f = ACTIVATIONS[activation][0]
+    n, t_len, _ = x.shape
+    a = np.empty((n, t_len, w_hh.shape[0]), dtype=np.result_type(x, w_ih))
+    hs = np.empty_like(a)
+    h = h0
+    for t in range(t_len):
+        a[:, t] = x[:, t] @ w_ih + h @ w_hh + b
+        h = hs[:, t] = f(a[:, t])
+    return hs, (x, h0, w_ih, w_hh, a, hs, activation)
+
+
+def rnn_backward(dhs, cache, dh_last=None):
+    """Backpropagation through time for :func:`rnn_forward`, from t = T down to 1.
+
+    ``dhs`` (N, T, H) is dLoss/dh_t coming from above (the outputs); ``dh_last`` (N, H) an
+    optional extra gradient on the final state h_T. With delta_t = dLoss/da_t:
+
+        dh_t    = dhs_t + delta_{t+1} W_hh^T          (the future's share; 0 at t = T)
+        delta_t = dh_t * f'(a_t)
+        dW_ih   = sum_t x_t^T delta_t,   dW_hh = sum_t h_{t-1}^T delta_t,   db = sum_t,n delta_t
+        dx_t    = delta_t W_ih^T,        dh0   = delta_1 W_hh^T
+
+    Returns ``(dx (N, T, D), dh0 (N, H), dw_ih (D, H), dw_hh (H, H), db (H,))``.
+    """
+    x, h0, w_ih, w_hh, a, hs, activation = cache
+    f_backward = ACTIVATIONS[activation][1]
+    dx = np.zeros_like(x, dtype=np.result_type(x, dhs))
+    dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    db = np.zeros(w_hh.shape[0], dtype=w_hh.dtype)
+    dh_next = np.zeros_like(h0) if dh_last is None else dh_last
+    for t in reversed(range(x.shape[1])):
+        h_prev = hs[:, t - 1] if t > 0 else h0
+        delta = f_backward(dhs[:, t] + dh_next, a[:, t])
+        dw_ih += x[:, t].T @ delta
+        dw_hh += h_prev.T @ delta
+        db += delta.sum(axis=0)
+        dx[:, t] = delta @ w_ih.T
+        dh_next = delta @ w_hh.T
+    return dx, dh_next, dw_ih, dw_hh, db

@@ -9,6 +9,9 @@ Workloads:
             fnn.optim.adam vs optax.adam, updates per second.
   quadrant  the notes' 2-50-4 quadrant net, 10000 full-batch SGD steps (float32):
             fnn.fit vs a hand-written jax.lax.scan loop vs the notes' NumPy loop, steps/s.
+  lstm      an LSTM (input 32, hidden 128, 100 steps, batch 64) -> last state -> Dense(1), MSE,
+            Adam: fnn's jitted train step (fnn.Recurrent(fnn.LSTMCell)) vs a minimal
+            hand-written JAX LSTM (lax.scan) with optax.adam, training samples/s.
 
 Timings are medians over repeats after a warm-up (compilation excluded). Implementations of a
 workload alternate within each repeat so that machine noise hits them alike.
@@ -106,7 +109,64 @@ def bench_quadrant(repeats: int = 5, steps: int = 10_000) -> dict:
             "ratio fnn/numpy": rates["fnn"] / rates["numpy"]}
 
 
+def bench_lstm(repeats: int = 5, features: int = 32, hidden: int = 128, length: int = 100,
+               batch: int = 64, steps: int = 10) -> dict:
+    import optax
+
+    kx, ky = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (batch, length, features))
+    y = jax.random.normal(ky, (batch, 1))
+    net = fnn.serial(fnn.Recurrent(fnn.LSTMCell(hidden), return_sequences=False), fnn.Dense(1))
+    params, state = net.init(jax.random.key(1), (length, features))
+    opt = fnn.optim.adam(1e-3)
+    fnn_step = jax.jit(fnn.train_step(fnn.supervised(net, fnn.losses.mse), opt), donate_argnums=0)
+    box = {"ts": fnn.TrainState(params, state, opt.init(params), jnp.zeros((), jnp.int32))}
+
+    def run_fnn():
+        for _ in range(steps):
+            box["ts"], _ = fnn_step(box["ts"], (x, y), None)
+        return box["ts"].params
+
+    # the baseline: the textbook LSTM written out, gates i, f, g, o
+    def lstm_loss(p, x, y):
+        def cell(carry, x_t):
+            h, c = carry
+            z = x_t @ p["w_ih"] + h @ p["w_hh"] + p["b"]
+            i, f, g, o = jnp.split(z, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), None
+        zeros = jnp.zeros((x.shape[0], hidden))
+        (h, _), _ = jax.lax.scan(cell, (zeros, zeros), jnp.swapaxes(x, 0, 1))
+        return jnp.mean((h @ p["w_out"] + p["b_out"] - y) ** 2)
+
+    tx = optax.adam(1e-3)
+
+    def jax_update(p, s, x, y):
+        g = jax.grad(lstm_loss)(p, x, y)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    jax_step = jax.jit(jax_update, donate_argnums=(0, 1))
+    cell = params["lstm_0"]
+    hand = {"w_ih": cell["w_ih"], "w_hh": cell["w_hh"], "b": cell["b"],
+            "w_out": params["dense_0"]["w"], "b_out": params["dense_0"]["b"]}
+    hbox = {"p": jax.tree.map(jnp.copy, hand)}
+    hbox["s"] = tx.init(hbox["p"])
+
+    def run_jax():
+        for _ in range(steps):
+            hbox["p"], hbox["s"] = jax_step(hbox["p"], hbox["s"], x, y)
+        return hbox["p"]
+
+    rates = _median_rates({"fnn": run_fnn, "jax": run_jax}, steps * batch, repeats)
+    return {"unit": "samples/s", "shape": f"batch {batch}, length {length}, input {features}, "
+                                          f"hidden {hidden}",
+            "rates": rates, "ratio fnn/jax": rates["fnn"] / rates["jax"]}
+
+
 WORKLOADS = {"adam": bench_adam, "quadrant": bench_quadrant}
+WORKLOADS["lstm"] = bench_lstm
 
 
 def main(argv=None) -> int:

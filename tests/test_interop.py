@@ -167,3 +167,15 @@ def test_from_torch_errors_name_what_was_expected():
 
 def test_fixtures_stay_small():
     assert sum(p.stat().st_size for p in FIXTURES.glob("*.npz")) < 1_500_000
+
+
+def test_from_torch_dispatches_recurrent_kinds():
+    import jax
+    from fnn.layers.recurrent import rnn_from_torch
+    d = np.load(pathlib.Path(__file__).parent / "fixtures" / "torch_rnn" / "lstm.npz")
+    tensors = {k[len("c0_"):]: d[k] for k in ("c0_weight_ih_l0", "c0_weight_hh_l0",
+                                               "c0_bias_ih_l0", "c0_bias_hh_l0")}
+    via_interop, via_recurrent = from_torch("LSTM", tensors), rnn_from_torch("LSTM", tensors)
+    jax.tree.map(np.testing.assert_array_equal, via_interop, via_recurrent)
+    with pytest.raises(ValueError, match=r"unknown kind 'LSMT'; did you mean 'LSTM'\?"):
+        from_torch("LSMT", tensors)

@@ -10,6 +10,9 @@ from fnn.data.mnist import load_mnist, read_idx
 from fnn.data.mnist1d import load_mnist1d
 from fnn.data.preprocess import (PCA, Scaler, fit_center, fit_minmax, fit_pca, fit_pca_whiten,
                                  fit_standardize, fit_zca_whiten)
+from fnn.data.sequences import (ADDING_BASELINE_MSE, adding_problem, copy_memory,
+                                 copy_memory_baseline, mackey_glass, sine_windows,
+                                 sum_of_sines_windows, windows)
 from fnn.data.toy import (circle, gaussian, logic_gate, moons, playground, quadrant, spiral,
                           xor)
 
@@ -21,3 +24,5 @@ __all__ = [
     "fit_pca_whiten", "fit_zca_whiten",
     "batches", "epochs",
 ]
+__all__ += ["windows", "sine_windows", "sum_of_sines_windows", "mackey_glass", "adding_problem",
+            "copy_memory", "copy_memory_baseline", "ADDING_BASELINE_MSE"]

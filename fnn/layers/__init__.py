@@ -6,9 +6,14 @@ from fnn.layers.noise import Dropout, GaussianNoise
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, LPPool, MaxPool
 from fnn.layers.reshape import Flatten, Reshape
+from fnn.layers.recurrent import (Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCell,
+                                  rnn_from_torch, scan_cell, sequence_mask)
+from fnn.layers.reservoir import EchoStateNetwork
 
 __all__ = [
     "Dense", "Conv", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose", "ConvTranspose1D",
     "ConvTranspose2D", "ConvTranspose3D", "MaxPool", "AvgPool", "LPPool", "GlobalAvgPool",
     "GlobalMaxPool", "BatchNorm", "LayerNorm", "Dropout", "GaussianNoise", "Flatten", "Reshape",
 ]
+__all__ += ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
+            "sequence_mask", "rnn_from_torch", "EchoStateNetwork"]

@@ -1,0 +1,613 @@
+"""Recurrent networks: the Elman RNN, LSTM and GRU cells, the layers that run them over time
+(``Recurrent``, ``Bidirectional``), and conversion from PyTorch's ``nn.RNN/LSTM/GRU``.
+
+A *cell* is one time step, a pure function of its parameters::
+
+    cell = fnn.LSTMCell(64)
+    params = cell.init(key, input_features)           # {'w_ih', 'w_hh', 'b'}
+    carry = cell.initial_carry(batch)                 # zeros; LSTM: (h, c)
+    carry, h_t = cell.step(params, carry, x_t)        # x_t (batch, features) -> h_t (batch, hidden)
+
+A *layer* runs a cell over ``x`` of shape ``(batch, time, features)`` with one ``lax.scan``
+(no Python loop over time); stack layers with ``fnn.serial``::
+
+    net = fnn.serial(fnn.Recurrent(fnn.LSTMCell(64)),                    # (B, T, F) -> (B, T, 64)
+                     fnn.Recurrent(fnn.GRUCell(32), return_sequences=False),  # -> (B, 32)
+                     fnn.Dense(1))
+
+Parameter layout (every cell): the gates are stacked side by side in PyTorch's order, so a
+PyTorch weight converts by one transpose::
+
+    w_ih (features, G*hidden)   w_hh (hidden, G*hidden)   b (G*hidden,)
+    G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n);  gate k is columns [k*H, (k+1)*H)
+
+``b`` is PyTorch's ``b_ih + b_hh`` (the two always appear summed), except for the GRU's
+candidate gate, whose hidden bias sits inside the reset product and is kept apart as ``b_hn``.
+
+Variable-length sequences (masking): pass ``(x, mask)`` instead of ``x``, with ``mask``
+``(batch, time)`` (bool, or 0/1 numbers; True = a real step). A masked step leaves the carry
+unchanged and outputs zeros, so the last state is the state after each sequence's last real
+step, and a reversed scan over right-padded sequences starts fresh at each sequence's end.
+With ``return_sequences=True`` the layer returns ``(y, mask)``, so masked layers stack with
+``fnn.serial``; with ``return_sequences=False`` it returns the last state only (the mask is
+used up). :func:`sequence_mask` builds the mask from lengths. At ``init`` a masked input has
+shape ``((time, features), (time,))``.
+
+Initial state: zeros by default; ``initial_state='learned'`` makes it a parameter (``h0``,
+and ``c0`` for the LSTM); :func:`scan_cell` takes any initial carry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from fnn import initializers
+from fnn._names import did_you_mean
+from fnn.core import Layer
+from fnn.layers._args import is_int as _is_int
+
+__all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
+           "sequence_mask", "torch_init", "rnn_from_torch", "TORCH_RNN_KINDS"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _symmetric_uniform(bound: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    return init
+
+
+def torch_init(hidden: int) -> dict:
+    """PyTorch's initialisation for RNN/LSTM/GRU: every weight and bias ~ U(-k, k),
+    k = 1/sqrt(hidden). Use as ``GRUCell(6, **torch_init(6))`` (for an LSTM also pass
+    ``forget_bias=0.0`` to match PyTorch exactly; its b is the sum of two such draws)."""
+    if not (_is_int(hidden) and hidden >= 1):
+        raise ValueError(f"torch_init: hidden must be a positive int, got {hidden!r}")
+    u = _symmetric_uniform(1.0 / math.sqrt(hidden))
+    return {"w_init": u, "w_hh_init": u, "b_init": u}
+
+
+def _bias(b, ndim):
+    """A (n,) bias ready to add to a (..., n) array without rank promotion."""
+    return jnp.expand_dims(b, tuple(range(ndim - 1)))
+
+
+# ----------------------------------------------------------------------------- cells
+
+@dataclasses.dataclass(frozen=True)
+class _Cell:
+    """Shared machinery; subclasses set ``gates``, ``kind`` and ``recur``."""
+
+    hidden: int
+    w_init: Any = dataclasses.field(default=initializers.glorot_uniform(), kw_only=True)
+    w_hh_init: Any = dataclasses.field(default=initializers.orthogonal(), kw_only=True)
+    b_init: Any = dataclasses.field(default=initializers.zeros, kw_only=True)
+    dtype: Any = dataclasses.field(default=jnp.float32, kw_only=True)
+
+    gates = 1
+    kind = "cell"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        if not (_is_int(self.hidden) and self.hidden >= 1):
+            raise ValueError(f"{name}: hidden must be a positive int, got {self.hidden!r}")
+        for field in ("w_init", "w_hh_init", "b_init"):
+            object.__setattr__(self, field, initializers.get(getattr(self, field)))
+
+    # -- parameters
+    def init(self, key: jax.Array, input_features: int) -> dict:
+        """Parameters for inputs with ``input_features`` features.
+
+        ``w_init`` is applied to each gate's (features, hidden) block of ``w_ih``,
+        ``w_hh_init`` to each gate's (hidden, hidden) block of ``w_hh`` (default: orthogonal
+        blocks), ``b_init`` to ``b`` (default zeros).
+        """
+        name = type(self).__name__
+        if not (_is_int(input_features) and input_features >= 1):
+            raise ValueError(f"{name}: input_features must be a positive int, got "
+                             f"{input_features!r}")
+        h, g = self.hidden, self.gates
+        k_ih, k_hh, k_b, k_extra = jax.random.split(key, 4)
+        w_ih = jnp.concatenate([self.w_init(k, (input_features, h), self.dtype)
+                                for k in jax.random.split(k_ih, g)], axis=1)
+        w_hh = jnp.concatenate([self.w_hh_init(k, (h, h), self.dtype)
+                                for k in jax.random.split(k_hh, g)], axis=1)
+        params = {"w_ih": w_ih, "w_hh": w_hh, "b": self.b_init(k_b, (g * h,), self.dtype)}
+        return self._extra_params(params, k_extra)
+
+    def _extra_params(self, params, key):
+        return params
+
+    def input_features(self, params) -> int:
+        return params["w_ih"].shape[0]
+
+    # -- carry
+    def initial_carry(self, batch: int, dtype=jnp.float32):
+        """The zero state: h (batch, hidden)."""
+        return jnp.zeros((batch, self.hidden), dtype)
+
+    carry_names = ("h0",)
+
+    def carry_from_vectors(self, vectors: dict, batch: int):
+        """Broadcast learned initial-state vectors ``{'h0': (hidden,)}`` to a batch carry."""
+        return jnp.broadcast_to(vectors["h0"][None], (batch, self.hidden))
+
+    @staticmethod
+    def output(carry):
+        """The hidden state h in ``carry``."""
+        return carry
+
+    # -- computation
+    def project(self, params, x):
+        """The input part of every gate: x W_ih + b, x (..., features) -> (..., G*hidden)."""
+        y = x @ params["w_ih"]
+        return y + _bias(params["b"], y.ndim)
+
+    def recur(self, params, carry, xp_t):
+        """The step given the projected input xp_t = x_t W_ih + b (batch, G*hidden)."""
+        raise NotImplementedError
+
+    def step(self, params, carry, x_t):
+        """One time step: x_t (batch, features) -> (new carry, h_t (batch, hidden))."""
+        return self.recur(params, carry, self.project(params, x_t))
+
+    def _check_input(self, name, params, x):
+        f = self.input_features(params)
+        if x.ndim != 3 or x.shape[-1] != f:
+            raise ValueError(f"{name}: expected input of shape (batch, time, {f}), got "
+                             f"{tuple(x.shape)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNNCell(_Cell):
+    """The Elman RNN: h_t = f(x_t W_ih + h_{t-1} W_hh + b), f = tanh or relu.
+
+    Args:
+      hidden: size of h.
+      activation: 'tanh' (default) or 'relu' (PyTorch's ``nonlinearity``).
+      w_init, w_hh_init, b_init: initialisers (default glorot-uniform, orthogonal, zeros).
+      dtype: parameter dtype.
+
+    Shapes: params w_ih (features, hidden), w_hh (hidden, hidden), b (hidden,);
+    carry h (batch, hidden); step x_t (batch, features) -> h_t (batch, hidden).
+    """
+
+    activation: str = "tanh"
+    kind = "rnn"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(f"SimpleRNNCell: activation must be 'tanh' or 'relu', got "
+                             f"{self.activation!r}{did_you_mean(self.activation, ['tanh', 'relu'])}")
+
+    def recur(self, params, h, xp_t):
+        a = xp_t + h @ params["w_hh"]
+        h = jnp.tanh(a) if self.activation == "tanh" else jax.nn.relu(a)
+        return h, h
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMCell(_Cell):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's gate order i, f, g, o:
+
+        [i f g o] = x_t W_ih + h_{t-1} W_hh + b
+        i, f, o = sigmoid(.),  g = tanh(.)
+        c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+
+    Args:
+      hidden: size of h and c.
+      forget_bias: added to the forget gate's bias block b[H:2H] at init (default 1.0, so
+        the cell starts by remembering: sigmoid(1) = 0.73; Jozefowicz et al. 2015).
+      w_init, w_hh_init, b_init, dtype: as :class:`SimpleRNNCell`.
+
+    Shapes: params w_ih (features, 4H), w_hh (H, 4H), b (4H,); carry (h, c), each (batch, H).
+    """
+
+    forget_bias: float = 1.0
+    gates = 4
+    kind = "lstm"
+    carry_names = ("h0", "c0")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (isinstance(self.forget_bias, (int, float, np.number))
+                and not isinstance(self.forget_bias, bool) and math.isfinite(self.forget_bias)):
+            raise ValueError(f"LSTMCell: forget_bias must be a finite number, got "
+                             f"{self.forget_bias!r}")
+
+    def _extra_params(self, params, key):
+        h = self.hidden
+        params["b"] = params["b"].at[h:2 * h].add(jnp.asarray(self.forget_bias, self.dtype))
+        return params
+
+    def initial_carry(self, batch: int, dtype=jnp.float32):
+        """The zero state: (h, c), each (batch, hidden)."""
+        z = jnp.zeros((batch, self.hidden), dtype)
+        return z, z
+
+    def carry_from_vectors(self, vectors, batch):
+        shape = (batch, self.hidden)
+        return (jnp.broadcast_to(vectors["h0"][None], shape),
+                jnp.broadcast_to(vectors["c0"][None], shape))
+
+    @staticmethod
+    def output(carry):
+        return carry[0]
+
+    def recur(self, params, carry, xp_t):
+        h, c = carry
+        z = xp_t + h @ params["w_hh"]
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+
+@dataclasses.dataclass(frozen=True)
+class GRUCell(_Cell):
+    """Gated recurrent unit (Cho et al. 2014), PyTorch's variant and gate order r, z, n:
+
+        r = sigmoid(x W_ir + h W_hr + b_r)
+        z = sigmoid(x W_iz + h W_hz + b_z)
+        n = tanh(x W_in + b_n + r * (h W_hn + b_hn))      # b_hn inside the reset product
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    Args: ``hidden``, ``w_init``, ``w_hh_init``, ``b_init``, ``dtype`` as :class:`SimpleRNNCell`.
+
+    Shapes: params w_ih (features, 3H), w_hh (H, 3H), b (3H,) = [b_r, b_z, b_n], b_hn (H,);
+    carry h (batch, H). (PyTorch: b_r = b_ir + b_hr, b_z = b_iz + b_hz, b_n = b_in, and b_hn
+    is its own; they cannot be merged because r multiplies b_hn.)
+    """
+
+    gates = 3
+    kind = "gru"
+
+    def _extra_params(self, params, key):
+        params["b_hn"] = self.b_init(key, (self.hidden,), self.dtype)
+        return params
+
+    def recur(self, params, h, xp_t):
+        hh = h @ params["w_hh"]
+        x_r, x_z, x_n = jnp.split(xp_t, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * (h_n + _bias(params["b_hn"], h_n.ndim)))
+        h = (1 - z) * n + z * h
+        return h, h
+
+
+def _check_cell(name, cell):
+    if not isinstance(cell, _Cell):
+        raise TypeError(f"{name}: expected a cell (fnn.SimpleRNNCell, fnn.LSTMCell or "
+                        f"fnn.GRUCell), got {type(cell).__name__}: {cell!r}")
+
+
+# ----------------------------------------------------------------------------- scanning
+
+def sequence_mask(lengths, time: int) -> jax.Array:
+    """mask[b, t] = t < lengths[b]: lengths (batch,) ints -> bool mask (batch, time)."""
+    lengths = jnp.asarray(lengths)
+    if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise ValueError(f"sequence_mask: expected integer lengths of shape (batch,), got "
+                         f"{lengths.dtype} {tuple(lengths.shape)}")
+    return jnp.arange(time)[None, :] < lengths[:, None]
+
+
+def scan_cell(cell, params, x, *, carry=None, mask=None, reverse: bool = False,
+              return_sequences: bool = True):
+    """Run ``cell`` over time with one ``lax.scan``:
+
+        carry_t, h_t = cell.step(params, carry_{t-1}, x[:, t])     t = 0..T-1 (T-1..0 if reverse)
+
+    where a step with ``mask[:, t]`` False keeps the carry and outputs h_t = 0.
+
+    Args:
+      cell: a SimpleRNNCell, LSTMCell or GRUCell; params: its parameters.
+      x: (batch, time, features).
+      carry: the initial carry (default ``cell.initial_carry(batch)``, zeros).
+      mask: optional (batch, time), True (or nonzero) for real steps.
+      reverse: scan from the last step to the first; outputs stay aligned with x's time axis.
+      return_sequences: collect every h_t; False returns ``ys=None`` (cheaper: nothing is
+        stored per step but what the backward pass needs).
+
+    Returns ``(final_carry, ys)``, ys (batch, time, hidden) or None.
+
+    The input projection x_t W_ih runs inside the scan, step by step: for an LSTM training
+    step (hidden 128, batch 64, 100 steps) on CPU that measured ~1.5x faster than one big
+    matmul hoisted out of the loop, whose (time, batch, G*hidden) result and gradient go
+    through memory.
+    """
+    _check_cell("scan_cell", cell)
+    batch, time = x.shape[0], x.shape[1]
+    xs = jnp.swapaxes(x, 0, 1)                                   # (T, B, F)
+    if carry is None:
+        carry = cell.initial_carry(batch, x.dtype)
+    if mask is None:
+        def body(c, x_t):
+            c, h = cell.step(params, c, x_t)
+            return c, (h if return_sequences else None)
+        carry, ys = lax.scan(body, carry, xs, reverse=reverse)
+    else:
+        mask = jnp.asarray(mask)
+        if mask.shape != (batch, time):
+            raise ValueError(f"{cell.kind}: expected a mask of shape (batch, time) = "
+                             f"({batch}, {time}), got {tuple(mask.shape)}")
+        m = jnp.swapaxes(mask if mask.dtype == jnp.bool_ else mask != 0, 0, 1)[..., None]
+
+        def body(c, inputs):
+            x_t, m_t = inputs
+            new, h = cell.step(params, c, x_t)
+            new = jax.tree.map(lambda n, o: jnp.where(m_t, n, o), new, c)
+            return new, (jnp.where(m_t, h, jnp.zeros_like(h)) if return_sequences else None)
+
+        carry, ys = lax.scan(body, carry, (xs, m), reverse=reverse)
+    return carry, (jnp.swapaxes(ys, 0, 1) if return_sequences else None)
+
+
+def _split_input(name, x):
+    """``x`` or ``(x, mask)`` -> (x, mask or None)."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"{name}: expected x (batch, time, features) or a pair (x, mask), "
+                             f"got a {type(x).__name__} of {len(x)}")
+        return x[0], x[1]
+    return x, None
+
+
+def _split_shape(name, shape):
+    """``(T, F)`` or ``((T, F), (T,))`` -> ((T, F), masked?)."""
+    if shape and isinstance(shape[0], tuple):
+        if len(shape) != 2 or len(shape[0]) != 2 or shape[1] != shape[0][:1]:
+            raise ValueError(f"{name}: a masked input has shape ((time, features), (time,)), "
+                             f"got {shape}")
+        return shape[0], True
+    if len(shape) != 2:
+        raise ValueError(f"{name}: expected input_shape (time, features) (the batch axis "
+                         f"excluded), got {shape}")
+    return shape, False
+
+
+_INITIAL_STATES = ("zeros", "learned")
+
+
+def _check_flags(name, return_sequences, reverse, initial_state):
+    for arg, v in (("return_sequences", return_sequences), ("reverse", reverse)):
+        if not isinstance(v, bool):
+            raise TypeError(f"{name}: {arg} must be a bool, got {v!r}")
+    if initial_state not in _INITIAL_STATES:
+        raise ValueError(f"{name}: initial_state must be 'zeros' or 'learned', got "
+                         f"{initial_state!r}{did_you_mean(initial_state, _INITIAL_STATES)}")
+
+
+def _run(cell, params, x, mask, reverse, learned, name, return_sequences):
+    cell._check_input(name, params, x)
+    carry = None
+    if learned:
+        carry = cell.carry_from_vectors(params, x.shape[0])
+    return scan_cell(cell, params, x, carry=carry, mask=mask, reverse=reverse,
+                     return_sequences=return_sequences)
+
+
+def Recurrent(cell, *, return_sequences: bool = True, reverse: bool = False,
+              initial_state: str = "zeros", name: str | None = None) -> Layer:
+    """Run ``cell`` over a sequence (one ``lax.scan``; no Python loop over time).
+
+        h_t = cell(h_{t-1}, x_t),  t = 1..T   (t = T..1 when ``reverse``)
+
+    Args:
+      cell: a :class:`SimpleRNNCell`, :class:`LSTMCell` or :class:`GRUCell`.
+      return_sequences: return every h_t, y (batch, time, hidden); else the last state
+        h_T (batch, hidden) (with ``reverse``, the state after step 1).
+      reverse: run backwards in time; the output sequence stays aligned with the input.
+      initial_state: 'zeros' (default) or 'learned' (params gain ``h0`` (hidden,), and ``c0``
+        for the LSTM, shared by the batch).
+      name: default the cell's kind: 'rnn', 'lstm', 'gru' (so serial names are ``lstm_0``).
+
+    Input x (batch, time, features), or ``(x, mask)`` with mask (batch, time) (see the module
+    docstring; then a sequence output is ``(y, mask)``). Params: the cell's (``w_ih``,
+    ``w_hh``, ``b``, GRU ``b_hn``). Any number of time steps is accepted at apply.
+    """
+    _check_cell("Recurrent", cell)
+    name = name or cell.kind
+    _check_flags(name, return_sequences, reverse, initial_state)
+    learned = initial_state == "learned"
+
+    def init_fn(key, input_shape):
+        (time, features), masked = _split_shape(name, input_shape)
+        params = cell.init(key, features)
+        if learned:
+            params.update({n: jnp.zeros((cell.hidden,), cell.dtype) for n in cell.carry_names})
+        out = (time, cell.hidden) if return_sequences else (cell.hidden,)
+        if masked and return_sequences:
+            out = (out, (time,))
+        return out, params, {}
+
+    def apply_fn(params, state, x, key, train):
+        x, mask = _split_input(name, x)
+        carry, ys = _run(cell, params, x, mask, reverse, learned, name, return_sequences)
+        if not return_sequences:
+            return cell.output(carry), state
+        return (ys if mask is None else (ys, mask)), state
+
+    return Layer(name, init_fn, apply_fn)
+
+
+_MERGES = ("concat", "sum", "mean")
+
+
+def Bidirectional(cell_fw, cell_bw=None, *, merge: str = "concat",
+                  return_sequences: bool = True, initial_state: str = "zeros",
+                  name: str = "bidirectional") -> Layer:
+    """Two recurrent passes, forwards with ``cell_fw`` and backwards with ``cell_bw`` (default:
+    a copy of ``cell_fw``'s configuration with its own parameters), merged per time step:
+
+        y_t = merge(h_t^fw, h_t^bw),  merge = concat [h^fw, h^bw] | sum | mean
+
+    With ``return_sequences=False`` it merges the two last states: h_T^fw and the backward
+    pass's state after step 1 (PyTorch's ``h_n``). Masks work as in :class:`Recurrent`; for
+    right-padded sequences the backward pass starts at each sequence's last real step.
+
+    Shapes: x (batch, time, features) -> (batch, time, M) or (batch, M), M = hidden_fw +
+    hidden_bw for 'concat', else hidden (the two must then be equal). Params
+    ``{'forward': ..., 'backward': ...}`` (PyTorch's ``*_l0`` and ``*_l0_reverse``).
+    """
+    _check_cell(name, cell_fw)
+    cell_bw = cell_fw if cell_bw is None else cell_bw
+    _check_cell(name, cell_bw)
+    _check_flags(name, return_sequences, False, initial_state)
+    if merge not in _MERGES:
+        raise ValueError(f"{name}: merge must be one of {_MERGES}, got {merge!r}"
+                         f"{did_you_mean(merge, _MERGES)}")
+    if merge != "concat" and cell_fw.hidden != cell_bw.hidden:
+        raise ValueError(f"{name}: merge={merge!r} needs equal hidden sizes, got "
+                         f"{cell_fw.hidden} (forward) and {cell_bw.hidden} (backward)")
+    learned = initial_state == "learned"
+    size = cell_fw.hidden + cell_bw.hidden if merge == "concat" else cell_fw.hidden
+
+    def combine(a, b):
+        if merge == "concat":
+            return jnp.concatenate([a, b], axis=-1)
+        return a + b if merge == "sum" else (a + b) / 2
+
+    def init_fn(key, input_shape):
+        (time, features), masked = _split_shape(name, input_shape)
+        params = {}
+        for direction, cell, k in zip(("forward", "backward"), (cell_fw, cell_bw),
+                                      jax.random.split(key)):
+            params[direction] = cell.init(k, features)
+            if learned:
+                params[direction].update({n: jnp.zeros((cell.hidden,), cell.dtype)
+                                          for n in cell.carry_names})
+        out = (time, size) if return_sequences else (size,)
+        if masked and return_sequences:
+            out = (out, (time,))
+        return out, params, {}
+
+    def apply_fn(params, state, x, key, train):
+        x, mask = _split_input(name, x)
+        c_fw, y_fw = _run(cell_fw, params["forward"], x, mask, False, learned, name,
+                          return_sequences)
+        c_bw, y_bw = _run(cell_bw, params["backward"], x, mask, True, learned, name,
+                          return_sequences)
+        if not return_sequences:
+            return combine(cell_fw.output(c_fw), cell_bw.output(c_bw)), state
+        y = combine(y_fw, y_bw)
+        return (y if mask is None else (y, mask)), state
+
+    return Layer(name, init_fn, apply_fn)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+TORCH_RNN_KINDS = {"RNN": SimpleRNNCell, "LSTM": LSTMCell, "GRU": GRUCell,
+                   "RNNCell": SimpleRNNCell, "LSTMCell": LSTMCell, "GRUCell": GRUCell}
+_KEY = re.compile(r"^(weight|bias)_(ih|hh)(?:_l(\d+)(_reverse)?)?$")
+
+
+def _as_array(v):
+    return v if isinstance(v, jax.Array) else jnp.asarray(np.asarray(v))
+
+
+def _convert_one(kind, cls, t, suffix):
+    """One direction of one layer: torch weight_ih (G*H, F), weight_hh (G*H, H), bias_ih,
+    bias_hh (G*H,) -> fnn {w_ih (F, G*H), w_hh (H, G*H), b (G*H,)[, b_hn (H,)]}."""
+    g = cls.gates
+    w_ih, w_hh = _as_array(t[f"weight_ih{suffix}"]), _as_array(t[f"weight_hh{suffix}"])
+    if w_ih.ndim != 2 or w_hh.ndim != 2 or w_ih.shape[0] % g or w_hh.shape[0] != w_ih.shape[0]:
+        raise ValueError(f"rnn_from_torch({kind!r}): expected weight_ih{suffix} ({g}*hidden, "
+                         f"features) and weight_hh{suffix} ({g}*hidden, hidden), got "
+                         f"{tuple(w_ih.shape)} and {tuple(w_hh.shape)}")
+    h = w_ih.shape[0] // g
+    if w_hh.shape[1] != h:
+        raise ValueError(f"rnn_from_torch({kind!r}): weight_hh{suffix} must be ({g * h}, {h}) "
+                         f"for hidden={h}, got {tuple(w_hh.shape)}")
+    zero = jnp.zeros((g * h,), w_ih.dtype)
+    b_ih = _as_array(t[f"bias_ih{suffix}"]) if f"bias_ih{suffix}" in t else zero
+    b_hh = _as_array(t[f"bias_hh{suffix}"]) if f"bias_hh{suffix}" in t else zero
+    for key, b in ((f"bias_ih{suffix}", b_ih), (f"bias_hh{suffix}", b_hh)):
+        if b.shape != (g * h,):
+            raise ValueError(f"rnn_from_torch({kind!r}): expected {key} of shape ({g * h},), "
+                             f"got {tuple(b.shape)}")
+    params = {"w_ih": w_ih.T, "w_hh": w_hh.T}
+    if cls is GRUCell:
+        params["b"] = b_ih + jnp.concatenate([b_hh[:2 * h], jnp.zeros((h,), b_hh.dtype)])
+        params["b_hn"] = b_hh[2 * h:]
+    else:
+        params["b"] = b_ih + b_hh
+    return params
+
+
+def rnn_from_torch(kind: str, tensors: dict) -> tuple[dict, dict]:
+    """Convert a PyTorch ``nn.RNN/LSTM/GRU`` (or ``nn.RNNCell/LSTMCell/GRUCell``) ``state_dict``
+    to fnn ``(params, {})``.
+
+    Per layer l and direction (``_reverse`` = backward)::
+
+        w_ih = weight_ih_l{l}^T,  w_hh = weight_hh_l{l}^T    (gate order kept: i,f,g,o / r,z,n)
+        RNN, LSTM: b = bias_ih + bias_hh
+        GRU:       b = bias_ih + [b_hr, b_hz, 0],  b_hn = bias_hh[2H:]  (inside r * (.))
+
+    Missing biases (``bias=False``) become zeros. The result's layout matches:
+
+        one layer, one direction     the cell's params (Recurrent(cell) / a cell's step)
+        one layer, bidirectional     {'forward', 'backward'}              (Bidirectional)
+        L layers                     {'<name>_0', ..., '<name>_{L-1}'}, name = 'rnn' | 'lstm'
+                                     | 'gru' | 'bidirectional' (fnn.serial of those layers)
+
+    e.g. ``nn.LSTM(F, H, num_layers=2, bidirectional=True, batch_first=True)`` is
+    ``fnn.serial(Bidirectional(LSTMCell(H)), Bidirectional(LSTMCell(H)))``. fnn is batch
+    first: feed x (batch, time, features) (torch's default layout is (time, batch, ...)).
+    RNN's nonlinearity is not in the state dict: build ``SimpleRNNCell(H, activation=...)``
+    to match. Inter-layer dropout is ignored (evaluation); LSTM ``proj_size`` is refused.
+    Only jnp operations are used, so gradients flow through the conversion.
+    """
+    if kind not in TORCH_RNN_KINDS:
+        raise ValueError(f"rnn_from_torch: unknown kind {kind!r}"
+                         f"{did_you_mean(kind, TORCH_RNN_KINDS)}; expected one of "
+                         f"{sorted(TORCH_RNN_KINDS)}")
+    cls = TORCH_RNN_KINDS[kind]
+    layers: dict[int, set] = {}
+    for key in tensors:
+        match = _KEY.match(key)
+        is_cell = kind.endswith("Cell")
+        if not match or (match.group(3) is None) != is_cell:
+            if key.startswith("weight_hr"):
+                raise ValueError(f"rnn_from_torch({kind!r}): LSTM proj_size (weight_hr) is not "
+                                 f"supported")
+            expected = ("weight_ih, weight_hh, bias_ih, bias_hh" if is_cell else
+                        "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} "
+                        "(and *_reverse)")
+            raise ValueError(f"rnn_from_torch({kind!r}): unexpected key {key!r}; expected "
+                             f"{expected}")
+        layers.setdefault(int(match.group(3) or 0), set()).add(match.group(4) or "")
+    if not layers:
+        raise ValueError(f"rnn_from_torch({kind!r}): no tensors given")
+    if sorted(layers) != list(range(len(layers))):
+        raise ValueError(f"rnn_from_torch({kind!r}): layers must be numbered 0..L-1, got "
+                         f"{sorted(layers)}")
+    bidirectional = any("_reverse" in d for d in layers.values())
+    converted = []
+    for l in range(len(layers)):
+        base = "" if kind.endswith("Cell") else f"_l{l}"
+        directions = ["", "_reverse"] if bidirectional else [""]
+        for d in directions:
+            for w in ("weight_ih", "weight_hh"):
+                if f"{w}{base}{d}" not in tensors:
+                    raise ValueError(f"rnn_from_torch({kind!r}): missing {w}{base}{d}")
+        one = {("forward", "backward")[i]: _convert_one(kind, cls, tensors, base + d)
+               for i, d in enumerate(directions)}
+        converted.append(one if bidirectional else one["forward"])
+    if len(converted) == 1:
+        return converted[0], {}
+    name = "bidirectional" if bidirectional else cls.kind
+    return {f"{name}_{l}": p for l, p in enumerate(converted)}, {}
