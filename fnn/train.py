@@ -746,3 +746,88 @@ def _raise_nonfinite(guard, ts, metrics, history, epoch, start_step, steps_per_e
         step=bad_step, epoch=bad_epoch, what=what, path=path, loss=float(guard.bad_loss),
         params=ts.params, model_state=ts.model_state, opt_state=ts.opt_state,
         history=history_done, checkpoint=saved)
+
+
+# ----------------------------------------------------------------------------- several trees
+
+def multi_step(losses: dict[str, Callable], optimizers: dict, *,
+               order: str = "sequential") -> Callable:
+    """One pure step that updates each named parameter tree with its own loss and optimizer.
+
+    ``trees`` is a dict ``{name: params}``. Each ``losses[name]`` is an fnn objective over ALL
+    the trees, ``(trees, state, batch, key, train) -> (loss, (state, metrics))``; tree
+    ``name`` is moved by ``optimizers[name]`` (fnn.optim or optax) along the gradient of its
+    own loss with respect to itself only (the other trees are constants in that gradient)::
+
+        for name in losses (in dict order):
+            g = d losses[name](trees, ...) / d trees[name]
+            updates, opt_states[name] = optimizers[name].update(g, opt_states[name], trees[name])
+            trees[name] = trees[name] + updates
+
+    ``order='sequential'`` (default; Goodfellow et al. 2014, Algorithm 1 with k = 1): each loss
+    sees the trees already updated by the losses before it in the dict (and the state they
+    returned). ``order='simultaneous'``: every gradient is taken at the incoming trees and
+    state, then all trees are updated (the returned state is the last loss's).
+
+    Keys: loss i gets ``fold_in(key, i)``; callers derive ``key`` per step from one seed as
+    ``fold_in(jax.random.key(seed), step)`` so a run is a function of its seed.
+
+    Returns ``step(trees, opt_states, batch, key, state=None) -> (trees, opt_states, metrics)``
+    (or ``(..., metrics, state)`` when ``state`` is given), jit-able and donation-safe;
+    ``metrics`` holds ``{name}_loss`` and ``{name}_{metric}`` for every loss's metrics.
+    ``step.init(trees)`` gives the initial ``opt_states`` ``{name: optimizers[name].init(...)}``.
+    """
+    if set(losses) != set(optimizers) or not losses:
+        raise ValueError(f"multi_step: losses and optimizers must name the same non-empty set "
+                         f"of parameter trees, got losses {sorted(losses)} and optimizers "
+                         f"{sorted(optimizers)}")
+    if order not in ("sequential", "simultaneous"):
+        raise ValueError(f"multi_step: order must be 'sequential' or 'simultaneous', got "
+                         f"{order!r}")
+    for name, fn in losses.items():
+        if not callable(fn):
+            raise TypeError(f"multi_step: losses[{name!r}] must be an objective (trees, state, "
+                            f"batch, key, train) -> (loss, (state, metrics)), got {fn!r}")
+    names = list(losses)
+
+    def grad_of(name, trees, state, batch, key):
+        def own(params):
+            return losses[name]({**trees, name: params}, state, batch, key, True)
+
+        return jax.value_and_grad(own, has_aux=True)(trees[name])
+
+    def step(trees, opt_states, batch, key, state=None):
+        missing = [n for n in names if n not in trees or n not in opt_states]
+        if missing:
+            raise ValueError(f"multi_step: trees and opt_states need entries {names}; missing "
+                             f"{missing} (trees hold {sorted(trees)}, opt_states "
+                             f"{sorted(opt_states)})")
+        trees, opt_states = dict(trees), dict(opt_states)
+        s = {} if state is None else state
+        metrics, grads = {}, {}
+        for i, name in enumerate(names):
+            k = None if key is None else jax.random.fold_in(key, i)
+            (loss, (new_s, m)), g = grad_of(name, trees, s, batch, k)
+            metrics[f"{name}_loss"] = loss
+            metrics.update({f"{name}_{k_}": v for k_, v in m.items() if k_ != "loss"})
+            if order == "sequential":
+                s = new_s
+                updates, opt_states[name] = optimizers[name].update(g, opt_states[name],
+                                                                    trees[name])
+                trees[name] = apply_updates(trees[name], updates)
+            else:
+                grads[name], last_state = g, new_s
+        if order == "simultaneous":
+            for name in names:
+                updates, opt_states[name] = optimizers[name].update(grads[name], opt_states[name],
+                                                                    trees[name])
+                trees[name] = apply_updates(trees[name], updates)
+            s = last_state
+        return (trees, opt_states, metrics) if state is None else (trees, opt_states, metrics, s)
+
+    step.init = lambda trees: {n: optimizers[n].init(trees[n]) for n in names}
+    step.names = tuple(names)
+    return step
+
+
+__all__.append("multi_step")

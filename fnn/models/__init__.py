@@ -6,3 +6,15 @@ from fnn.models.resnet import PlainNet, ResNet, basic_block
 
 __all__ = ["MLP", "Perceptron", "PerceptronRun", "perceptron_rule", "LeNet5", "SimpleCNN",
            "ResNet", "PlainNet", "basic_block"]
+from fnn.models.autoencoder import (Autoencoder, AutoencoderLayer, conv_autoencoder,
+                                    dense_autoencoder)
+from fnn.models.vae import (VAE, VAELayer, dense_vae, elbo, gaussian_kl, interpolate,
+                            reparameterize, vae_objective)
+from fnn.models.gan import (GAN, GANRun, conv_generator, dense_discriminator, dense_generator,
+                            discriminator_loss, fit_gan, generator_loss)
+
+__all__ += ["Autoencoder", "AutoencoderLayer", "dense_autoencoder", "conv_autoencoder",
+            "VAE", "VAELayer", "dense_vae", "elbo", "gaussian_kl", "interpolate",
+            "reparameterize", "vae_objective",
+            "GAN", "GANRun", "dense_generator", "conv_generator", "dense_discriminator",
+            "discriminator_loss", "generator_loss", "fit_gan"]

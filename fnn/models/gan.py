@@ -1,0 +1,220 @@
+"""Generative adversarial networks (Goodfellow et al. 2014): a generator G(z) and a
+discriminator D(x) (logits), the standard discriminator loss and the non-saturating generator
+loss, trained by one jitted step over both parameter trees (:func:`fnn.train.multi_step`)."""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import activations
+from fnn.core import Layer, as_layer, serial
+from fnn.layers.conv import ConvTranspose2D
+from fnn.layers.dense import Dense
+from fnn.layers.reshape import Reshape
+from fnn.train import multi_step
+
+__all__ = ["GAN", "discriminator_loss", "generator_loss", "dense_generator", "conv_generator",
+           "dense_discriminator", "fit_gan", "GANRun"]
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """The standard discriminator loss, binary cross-entropy with real = 1 and fake = 0:
+
+        L_D = -mean log sigmoid(D(x)) - mean log(1 - sigmoid(D(G(z))))
+            = mean softplus(-D(x)) + mean softplus(D(G(z)))
+
+    Shapes: logits (batch, 1) or (batch,) -> scalar.
+    """
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss (Goodfellow et al. 2014, sec. 3):
+
+        L_G = -mean log sigmoid(D(G(z))) = mean softplus(-D(G(z)))
+
+    (instead of minimising log(1 - sigmoid(D(G(z)))), whose gradient vanishes when D wins).
+    """
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+class GAN(NamedTuple):
+    """A generator (latent_dim -> data shape) and a discriminator (data shape -> 1 logit),
+    both stateless layers. Trees: ``{'generator': ..., 'discriminator': ...}``."""
+    generator: Layer
+    discriminator: Layer
+    latent_dim: int
+
+    def init(self, key, data_shape):
+        """Both parameter trees; checks that G's output shape is D's input shape."""
+        k_g, k_d = jax.random.split(key)
+        shape = tuple(data_shape) if not isinstance(data_shape, int) else (data_shape,)
+        g_out = as_layer(self.generator).output_shape((self.latent_dim,))
+        if g_out != shape:
+            raise ValueError(f"GAN: the generator maps ({self.latent_dim},) to {g_out}, but the "
+                             f"data have shape {shape}")
+        d_out = as_layer(self.discriminator).output_shape(shape)
+        if d_out not in ((1,), ()):
+            raise ValueError(f"GAN: the discriminator must output one logit per example, got "
+                             f"shape {d_out}")
+        return {"generator": self.generator.init(k_g, (self.latent_dim,))[0],
+                "discriminator": self.discriminator.init(k_d, shape)[0]}
+
+    def noise(self, key, n: int):
+        """z ~ N(0, I): (n, latent_dim)."""
+        return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
+
+    def generate(self, g_params, z):
+        """G(z): (n, latent_dim) -> (n, *data_shape)."""
+        return self.generator(g_params, z)
+
+    def objectives(self) -> dict:
+        """``{'discriminator': ..., 'generator': ...}``: the two fnn objectives over both trees
+        on ``batch = x`` (real data), each drawing its own z ~ N(0, I) from its key.
+        Metrics: ``d_real`` = mean sigmoid(D(x)), ``d_fake`` = mean sigmoid(D(G(z)))."""
+        def d_obj(trees, state, x, key, train):
+            fake = self.generate(trees["generator"], self.noise(key, x.shape[0]))
+            real_logits = self.discriminator(trees["discriminator"], x)
+            fake_logits = self.discriminator(trees["discriminator"], fake)
+            loss = discriminator_loss(real_logits, fake_logits)
+            return loss, (state, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+                                  "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))})
+
+        def g_obj(trees, state, x, key, train):
+            fake = self.generate(trees["generator"], self.noise(key, x.shape[0]))
+            fake_logits = self.discriminator(trees["discriminator"], fake)
+            return generator_loss(fake_logits), (state, {})
+
+        return {"discriminator": d_obj, "generator": g_obj}
+
+    def step(self, d_optimizer, g_optimizer, *, order: str = "sequential") -> Callable:
+        """The pure step ``(trees, opt_states, x, key) -> (trees, opt_states, metrics)``: one
+        discriminator update, then (``order='sequential'``) one generator update against the
+        updated discriminator. ``step.init(trees)`` gives the optimizer states. Metrics:
+        ``discriminator_loss``, ``generator_loss``, ``discriminator_d_real``,
+        ``discriminator_d_fake``."""
+        return multi_step(self.objectives(),
+                          {"discriminator": d_optimizer, "generator": g_optimizer}, order=order)
+
+
+class GANRun(NamedTuple):
+    """What :func:`fit_gan` returns: the trees and optimizer states, per-step ``history``
+    (``{metric: (steps,)}``), the fixed-noise ``snapshots`` ``{epoch: (n, *data_shape)}`` and
+    the training seconds."""
+    trees: dict
+    opt_states: dict
+    history: dict
+    snapshots: dict
+    seconds: float
+
+
+@functools.lru_cache(maxsize=16)
+def _runner(gan, d_optimizer, g_optimizer, order, n, batch_size):
+    """The step, a jitted ``epoch(trees, opt_states, data, keys, epoch)`` (one ``lax.scan``
+    over the shuffled minibatches) and a jitted sampler; cached so that repeated
+    :func:`fit_gan` calls with the same GAN and optimizers compile once."""
+    step = gan.step(d_optimizer, g_optimizer, order=order)
+    steps_per_epoch = n // batch_size
+
+    @jax.jit
+    def epoch_fn(trees, opt_states, data, keys, epoch):
+        shuffle_key, step_key = keys
+        perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
+        index = perm[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
+
+        def body(carry, t):
+            trees, opt_states = carry
+            key = jax.random.fold_in(step_key, epoch * steps_per_epoch + t)
+            trees, opt_states, metrics = step(trees, opt_states, data[index[t]], key)
+            return (trees, opt_states), metrics
+
+        (trees, opt_states), metrics = jax.lax.scan(body, (trees, opt_states),
+                                                    jnp.arange(steps_per_epoch))
+        return trees, opt_states, metrics
+
+    return step, epoch_fn, jax.jit(gan.generate)
+
+
+def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, batch_size: int,
+            seed: int = 0, snapshot_epochs: Sequence[int] = (), num_snapshot: int = 64,
+            order: str = "sequential") -> GANRun:
+    """Train a GAN on ``data`` (n, *data_shape) for ``epochs`` shuffled passes (last partial
+    batch dropped). Each epoch is one compiled ``lax.scan`` of :meth:`GAN.step`; step t uses
+    key ``fold_in(fold_in(key(seed), 1), t)`` and epoch e's shuffle
+    ``fold_in(fold_in(key(seed), 0), e)``, so a run is a function of its seed. G's samples for
+    ``num_snapshot`` fixed noise vectors (drawn from ``fold_in(key(seed), 2)``) are kept after
+    each epoch in ``snapshot_epochs`` (epoch 0: before training).
+    """
+    data = jnp.asarray(data)
+    n = data.shape[0]
+    if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
+        raise ValueError(f"fit_gan: batch_size must be an int in [1, {n}], got {batch_size!r}")
+    base = jax.random.key(seed)
+    keys = (jax.random.fold_in(base, 0), jax.random.fold_in(base, 1))
+    fixed_z = gan.noise(jax.random.fold_in(base, 2), num_snapshot)
+    step, epoch_fn, sample = _runner(gan, d_optimizer, g_optimizer, order, n, batch_size)
+    opt_states = step.init(trees)
+    snapshots = {0: np.asarray(sample(trees["generator"], fixed_z))} if 0 in snapshot_epochs else {}
+    history: dict = {}
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        trees, opt_states, metrics = epoch_fn(trees, opt_states, data, keys,
+                                               jnp.int32(epoch))
+        for k, v in metrics.items():
+            history.setdefault(k, []).append(np.asarray(v))
+        if epoch + 1 in snapshot_epochs:
+            snapshots[epoch + 1] = np.asarray(sample(trees["generator"], fixed_z))
+    seconds = time.perf_counter() - start
+    history = {k: np.concatenate(v) for k, v in history.items()}
+    return GANRun(trees, opt_states, history, snapshots, seconds)
+
+
+def dense_generator(latent_dim: int, output_dim: int, hidden: Sequence[int] = (128, 256), *,
+                    activation="leaky_relu", output_activation="sigmoid",
+                    name: str = "generator") -> Layer:
+    """MLP generator: z (batch, latent_dim) -> hidden... -> (batch, output_dim), then
+    ``output_activation`` (sigmoid for data in [0, 1])."""
+    del latent_dim  # shapes are inferred at init; kept for a readable call site
+    act = activations.get(activation)
+    layers = [layer for h in hidden for layer in (Dense(h), act)] + [Dense(output_dim)]
+    if output_activation is not None:
+        layers.append(activations.get(output_activation))
+    return serial(*layers, name=name)
+
+
+def conv_generator(image_shape=(8, 8, 1), channels: Sequence[int] = (64, 32), *,
+                   activation="relu", output_activation="sigmoid",
+                   name: str = "generator") -> Layer:
+    """DCGAN-style generator for NHWC images: Dense(h*w*channels[0]), act,
+    Reshape((h, w, channels[0])), then ConvTranspose2D(c, 3, strides=2, 'SAME') + act per
+    further channel count and a last ConvTranspose2D to the image's channels, each doubling
+    H and W (2 -> 4 -> 8 for digits), then ``output_activation``.
+    Shapes: z (batch, latent) -> (batch, *image_shape)."""
+    height, width, c_img = image_shape
+    scale = 2 ** len(channels)
+    if height % scale or width % scale:
+        raise ValueError(f"{name}: image sides {height}x{width} must be divisible by "
+                         f"2**len(channels) = {scale}")
+    act = activations.get(activation)
+    h, w = height // scale, width // scale
+    layers = [Dense(h * w * channels[0]), act, Reshape((h, w, channels[0]))]
+    for c in channels[1:]:
+        layers += [ConvTranspose2D(c, 3, strides=2), act]
+    layers.append(ConvTranspose2D(c_img, 3, strides=2))
+    if output_activation is not None:
+        layers.append(activations.get(output_activation))
+    return serial(*layers, name=name)
+
+
+def dense_discriminator(hidden: Sequence[int] = (256, 128), *, activation="leaky_relu",
+                        name: str = "discriminator") -> Layer:
+    """MLP discriminator: x (batch, d) -> hidden... -> (batch, 1) logits (flatten images
+    first with ``fnn.Flatten``)."""
+    act = activations.get(activation)
+    layers = [layer for h in hidden for layer in (Dense(h), act)] + [Dense(1)]
+    return serial(*layers, name=name)

@@ -1,0 +1,201 @@
+"""The variational autoencoder (Kingma & Welling 2014): a Gaussian encoder q(z|x), the
+reparameterisation trick with an explicit key, a Bernoulli or Gaussian decoder p(x|z), the
+ELBO with the closed-form Gaussian KL, prior samples and latent interpolation."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from fnn import activations
+from fnn.core import Layer, _apply_child, _check_children, as_layer, serial
+from fnn.layers.dense import Dense
+
+__all__ = ["VAE", "VAELayer", "dense_vae", "gaussian_kl", "reparameterize", "elbo",
+           "vae_objective", "interpolate"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_kl(mean, logvar):
+    """KL(N(mean, diag exp(logvar)) || N(0, I)) per example, in closed form:
+
+        KL = 1/2 sum_j (mean_j^2 + exp(logvar_j) - 1 - logvar_j)
+
+    Shapes: mean, logvar (batch, latent) -> (batch,).
+    """
+    return 0.5 * jnp.sum(mean ** 2 + jnp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def reparameterize(key, mean, logvar):
+    """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I) drawn from ``key``: a sample of
+    q(z|x) that is differentiable in (mean, logvar). Shapes: (batch, latent) -> same."""
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + jnp.exp(0.5 * logvar) * eps
+
+
+@dataclasses.dataclass(frozen=True)
+class VAELayer(Layer):
+    """The layer :func:`VAE` returns, with pure helpers over its params (evaluation mode)."""
+
+    encoder: Layer | None = None
+    decoder: Layer | None = None
+    latent_dim: int = 0
+    likelihood: str = "bernoulli"
+    output_logvar: float = 0.0
+
+    def encode(self, params, x):
+        """(mean, logvar) of q(z|x): (batch, *input_shape) -> two (batch, latent_dim)."""
+        h = self.encoder(params["encoder"], x)
+        return h[:, :self.latent_dim], h[:, self.latent_dim:]
+
+    def decode(self, params, z):
+        """The decoder's output for z: Bernoulli logits or Gaussian means (batch, *input_shape)."""
+        return self.decoder(params["decoder"], z)
+
+    def mean_image(self, params, z):
+        """E[x|z]: sigmoid(logits) (Bernoulli) or the mean (Gaussian)."""
+        out = self.decode(params, z)
+        return jax.nn.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def log_likelihood(self, out, x):
+        """log p(x|z) per example, summed over pixels, from the decoder output ``out``:
+
+        Bernoulli (logits l): sum x l - softplus(l)   (x in [0, 1], continuous x allowed)
+        Gaussian (mean m, fixed variance s^2 = exp(output_logvar)):
+            sum -1/2 ((x - m)^2 / s^2 + log s^2 + log 2 pi)
+        Shapes: out, x (batch, ...) -> (batch,).
+        """
+        axes = tuple(range(1, x.ndim))
+        x = x.astype(out.dtype)
+        if self.likelihood == "bernoulli":
+            return jnp.sum(x * out - jax.nn.softplus(out), axis=axes)
+        lv = self.output_logvar
+        return jnp.sum(-0.5 * ((x - out) ** 2 * math.exp(-lv) + lv + _LOG_2PI), axis=axes)
+
+    def sample(self, params, key, n: int):
+        """n images E[x|z] with z ~ N(0, I) from the prior: (n, *input_shape)."""
+        z = jax.random.normal(key, (n, self.latent_dim), jnp.float32)
+        return self.mean_image(params, z)
+
+
+def VAE(encoder, decoder, latent_dim: int, *, likelihood: str = "bernoulli",
+        output_logvar: float = 0.0, name: str = "vae") -> VAELayer:
+    """A VAE from an encoder with 2 * latent_dim outputs, read as (mean, logvar) of q(z|x),
+    and a decoder from latent_dim to the input shape (Bernoulli logits or Gaussian means).
+
+    ``apply(params, state, x, key=k)`` returns ``((out, mean, logvar), state)`` where
+    ``out = decoder(z)``, z = mean + exp(logvar/2) * eps drawn from ``key``
+    (:func:`reparameterize`); without a key z = mean (deterministic evaluation; training
+    without a key raises). Train it with :func:`vae_objective`.
+
+    Params: ``{'encoder': ..., 'decoder': ...}``. The decoder and encoder must be stateless.
+    Shapes: x (batch, *input_shape) -> out (batch, *input_shape), mean, logvar (batch, latent).
+    """
+    encoder, decoder = as_layer(encoder), as_layer(decoder)
+    if not (isinstance(latent_dim, int) and latent_dim >= 1):
+        raise ValueError(f"{name}: latent_dim must be a positive int, got {latent_dim!r}")
+    if likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(f"{name}: likelihood must be 'bernoulli' or 'gaussian', got "
+                         f"{likelihood!r}")
+    if encoder.stateful or decoder.stateful:
+        raise ValueError(f"{name}: the encoder and decoder must be stateless (no BatchNorm)")
+    children = (("encoder", encoder), ("decoder", decoder))
+
+    def init_fn(key, shape):
+        k_enc, k_dec = jax.random.split(key)
+        h, p_enc, _ = encoder.init_fn(k_enc, shape)
+        if h != (2 * latent_dim,):
+            raise ValueError(f"{name}: the encoder must output (2 * latent_dim,) = "
+                             f"({2 * latent_dim},) values (mean and logvar), got {h}")
+        out, p_dec, _ = decoder.init_fn(k_dec, (latent_dim,))
+        if out != shape:
+            raise ValueError(f"{name}: the decoder maps ({latent_dim},) to {out}, but it must "
+                             f"give back the input shape {shape}")
+        out_shape = (shape, (latent_dim,), (latent_dim,))
+        return out_shape, {k: v for k, v in (("encoder", p_enc), ("decoder", p_dec)) if v}, {}
+
+    def apply_fn(params, state, x, key, train):
+        _check_children(name, params, children)
+        if train and key is None:
+            raise ValueError(f"{name}: training samples z ~ q(z|x) and needs a key; call "
+                             f"vae.apply(params, state, x, key=jax.random.key(0), train=True)")
+        k_z, k_enc, k_dec = (None,) * 3 if key is None else jax.random.split(key, 3)
+        h, _ = _apply_child(name, "encoder", encoder, params, {}, x, k_enc, train)
+        mean, logvar = h[:, :latent_dim], h[:, latent_dim:]
+        z = mean if key is None else reparameterize(k_z, mean, logvar)
+        out, _ = _apply_child(name, "decoder", decoder, params, {}, z, k_dec, train)
+        return (out, mean, logvar), state
+
+    return VAELayer(name, init_fn, apply_fn, False, children, encoder=encoder, decoder=decoder,
+                    latent_dim=latent_dim, likelihood=likelihood,
+                    output_logvar=float(output_logvar))
+
+
+def elbo(vae: VAELayer, params, x, key, *, samples: int = 1, beta: float = 1.0):
+    """Per-example Monte-Carlo ELBO and its parts, with the KL in closed form:
+
+        ELBO(x) = 1/S sum_s log p(x | z_s) - beta * KL(q(z|x) || N(0, I)),
+        z_s = mean + exp(logvar/2) * eps_s,  eps_s ~ N(0, I) from ``key``
+
+    Returns ``(elbo, reconstruction, kl)``, each (batch,), in nats (reconstruction is the
+    expected log-likelihood, <= 0 for Bernoulli).
+    """
+    mean, logvar = vae.encode(params, x)
+    keys = jax.random.split(key, samples)
+
+    def one(k):
+        return vae.log_likelihood(vae.decode(params, reparameterize(k, mean, logvar)), x)
+
+    rec = jnp.mean(jax.vmap(one)(keys), axis=0)
+    kl = gaussian_kl(mean, logvar)
+    return rec - beta * kl, rec, kl
+
+
+def vae_objective(vae: VAELayer, *, beta: float = 1.0, eval_samples: int = 1,
+                  eval_seed: int = 0):
+    """The fnn objective on ``batch = x``: loss = -mean_batch ELBO(x) (nats per example).
+
+    Training draws z from the step's key. Evaluation (``key=None``, as ``fit``'s validation)
+    estimates the same expectation with ``eval_samples`` draws from the fixed key
+    ``jax.random.key(eval_seed)``, so it is deterministic. Metrics: ``loss`` (= -ELBO),
+    ``elbo``, ``reconstruction`` (mean log p(x|z)), ``kl``.
+    """
+    def objective(params, state, batch, key, train):
+        samples = 1
+        if key is None:
+            key, samples = jax.random.key(eval_seed), eval_samples
+        e, rec, kl = elbo(vae, params, batch, key, samples=samples, beta=beta)
+        loss = -jnp.mean(e)
+        return loss, (state, {"loss": loss, "elbo": jnp.mean(rec - kl),
+                              "reconstruction": jnp.mean(rec), "kl": jnp.mean(kl)})
+
+    return objective
+
+
+def interpolate(vae: VAELayer, params, x0, x1, steps: int = 8):
+    """Decode the straight line between the posterior means of two inputs:
+
+        z_t = (1 - t) mean(x0) + t mean(x1),  t = 0, 1/(steps-1), ..., 1
+
+    Shapes: x0, x1 (*input_shape) (single examples) -> (steps, *input_shape) images E[x|z_t].
+    """
+    m0, _ = vae.encode(params, x0[None])
+    m1, _ = vae.encode(params, x1[None])
+    t = jnp.linspace(0.0, 1.0, steps, dtype=m0.dtype)[:, None]
+    return vae.mean_image(params, (1 - t) * m0 + t * m1)
+
+
+def dense_vae(input_dim: int, latent_dim: int, hidden: Sequence[int] = (256,), *,
+              activation="relu", likelihood: str = "bernoulli", name: str = "vae") -> VAELayer:
+    """MLP VAE: encoder input_dim -> hidden... -> 2*latent_dim (mean, logvar); decoder
+    latent_dim -> reversed hidden... -> input_dim (logits or means).
+    Shapes: x (batch, input_dim)."""
+    act = activations.get(activation)
+    enc = [layer for h in hidden for layer in (Dense(h), act)] + [Dense(2 * latent_dim)]
+    dec = [layer for h in reversed(hidden) for layer in (Dense(h), act)] + [Dense(input_dim)]
+    return VAE(serial(*enc, name="encoder"), serial(*dec, name="decoder"), latent_dim,
+               likelihood=likelihood, name=name)

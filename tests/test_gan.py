@@ -1,0 +1,102 @@
+"""GAN losses, the two-tree step (each tree moved only by its own optimizer) and multi_step."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import fnn
+from fnn.models.gan import (GAN, _runner, conv_generator, dense_discriminator, dense_generator,
+                            discriminator_loss, fit_gan, generator_loss)
+from fnn.train import multi_step
+
+
+def _gan(conv=False):
+    gen = conv_generator((8, 8, 1), (8, 4)) if conv else dense_generator(4, 8, (16,))
+    disc = fnn.serial(fnn.Flatten(), dense_discriminator((16,)))
+    return GAN(gen, disc, 4)
+
+
+def test_losses_match_their_formulas():
+    real, fake = jnp.array([[2.0], [-1.0]]), jnp.array([[0.5], [-3.0]])
+    sig = jax.nn.sigmoid
+    expect_d = -jnp.mean(jnp.log(sig(real))) - jnp.mean(jnp.log(1 - sig(fake)))
+    np.testing.assert_allclose(float(discriminator_loss(real, fake)), float(expect_d), rtol=1e-6)
+    np.testing.assert_allclose(float(generator_loss(fake)), float(-jnp.mean(jnp.log(sig(fake)))),
+                               rtol=1e-6)
+    # non-saturating: strong gradient when D confidently rejects the fakes
+    assert abs(float(jax.grad(lambda f: generator_loss(f))(jnp.array([[-8.0]]))[0, 0])) > 0.99
+
+
+def test_step_changes_both_trees_and_zero_lr_freezes_one():
+    gan = _gan()
+    trees = gan.init(jax.random.key(0), (8,))
+    x = jax.random.uniform(jax.random.key(1), (16, 8))
+    key = jax.random.key(2)
+    both = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
+    new, _, metrics = jax.jit(both)(trees, both.init(trees), x, key)
+    for name in ("generator", "discriminator"):
+        assert all(bool(jnp.any(a != b)) for a, b in
+                   zip(jax.tree.leaves(new[name]), jax.tree.leaves(trees[name])))
+    assert set(metrics) == {"discriminator_loss", "generator_loss", "discriminator_d_real",
+                            "discriminator_d_fake"}
+    # a zero learning rate for one optimizer (here optax's) freezes its tree alone
+    step = gan.step(optax.sgd(0.0), fnn.optim.adam(1e-2))
+    new, _, _ = jax.jit(step)(trees, step.init(trees), x, key)
+    chex.assert_trees_all_equal(new["discriminator"], trees["discriminator"])
+    assert all(bool(jnp.any(a != b)) for a, b in
+               zip(jax.tree.leaves(new["generator"]), jax.tree.leaves(trees["generator"])))
+
+
+def test_multi_step_gradients_sequential_vs_simultaneous():
+    # f = (a - b)^2 for tree "a", g = (a + b - 1)^2 for tree "b", plain SGD with lr 0.1
+    def loss_a(t, s, batch, key, train):
+        return jnp.sum((t["a"] - t["b"]) ** 2), (s, {"gap": jnp.sum(t["a"] - t["b"])})
+
+    def loss_b(t, s, batch, key, train):
+        return jnp.sum((t["a"] + t["b"] - 1.0) ** 2), (s, {})
+
+    trees = {"a": jnp.array([1.0]), "b": jnp.array([0.0])}
+    opts = {"a": fnn.optim.sgd(0.1), "b": fnn.optim.sgd(0.1)}
+    seq = multi_step({"a": loss_a, "b": loss_b}, opts)
+    sim = multi_step({"a": loss_a, "b": loss_b}, opts, order="simultaneous")
+    out, _, metrics = seq(trees, seq.init(trees), None, jax.random.key(0))
+    # a: 1 - 0.1 * 2 (1 - 0) = 0.8; then b sees a = 0.8: 0 - 0.1 * 2 (0.8 - 1) = 0.04
+    np.testing.assert_allclose([float(out["a"][0]), float(out["b"][0])], [0.8, 0.04], rtol=1e-6)
+    assert set(metrics) == {"a_loss", "a_gap", "b_loss"}
+    out, _, _ = sim(trees, sim.init(trees), None, jax.random.key(0))
+    np.testing.assert_allclose([float(out["a"][0]), float(out["b"][0])], [0.8, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="same non-empty set"):
+        multi_step({"a": loss_a}, {"b": fnn.optim.sgd(0.1)})
+    with pytest.raises(ValueError, match="order"):
+        multi_step({"a": loss_a}, {"a": fnn.optim.sgd(0.1)}, order="random")
+
+
+def test_fit_gan_is_deterministic_and_snapshots_fixed_noise():
+    gan = _gan()
+    data = jax.random.uniform(jax.random.key(0), (32, 8))
+    trees = gan.init(jax.random.key(1), (8,))
+    d_opt, g_opt = fnn.optim.adam(1e-3), fnn.optim.adam(1e-3)
+    runs = [fit_gan(gan, trees, d_opt, g_opt, data, epochs=2,
+                    batch_size=16, seed=3, snapshot_epochs=(0, 2), num_snapshot=9)
+            for _ in range(2)]
+    chex.assert_trees_all_equal(runs[0].trees, runs[1].trees)
+    assert _runner.cache_info().hits >= 1  # the second run reused the compiled epoch
+    assert sorted(runs[0].snapshots) == [0, 2] and runs[0].snapshots[2].shape == (9, 8)
+    assert runs[0].history["generator_loss"].shape == (4,)
+    assert np.all(np.isfinite(runs[0].history["discriminator_loss"]))
+
+
+def test_conv_generator_shapes():
+    gan = _gan(conv=True)
+    assert gan.generator.output_shape((4,)) == (8, 8, 1)
+    kinds = [name for name, _ in gan.generator.children]
+    assert kinds.count("conv_transpose_0") == 1 and "conv_transpose_1" in kinds
+
+
+def test_init_checks_shapes():
+    with pytest.raises(ValueError, match="generator maps"):
+        GAN(dense_generator(4, 8), dense_discriminator(), 4).init(jax.random.key(0), (9,))
+    with pytest.raises(ValueError, match="one logit"):
+        GAN(dense_generator(4, 8), fnn.Dense(3), 4).init(jax.random.key(0), (8,))
