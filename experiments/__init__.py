@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SUITE = ("backprop_example", "logic_gates", "quadrant", "optimizers")
+DEFAULT_SUITE = ("backprop_example", "logic_gates", "quadrant", "optimizers", "activations",
+                 "initialization", "preprocessing", "learning_rate", "batch_size",
+                 "universal_approximation", "playground", "regularization")
 
 
 def names() -> list[str]:

@@ -116,16 +116,20 @@ def Activation(name_or_fn, **kwargs) -> Layer:
     return Lambda(fn, name=getattr(fn, "__name__", "activation"))
 
 
-def Maxout(units: int, pieces: int, *, w_init=initializers.lecun_normal(),
-           b_init=initializers.zeros, dtype=jnp.float32, name: str = "maxout") -> Layer:
+def Maxout(units: int, pieces: int, *, w_init=None, b_init=initializers.zeros,
+           dtype=jnp.float32, name: str = "maxout") -> Layer:
     """Maxout (Goodfellow et al. 2013): y_j = max_k (x . w[:, j, k] + b[j, k]).
 
-    Args: ``units`` outputs, each the max over ``pieces`` affine pieces.
+    Args: ``units`` outputs, each the max over ``pieces`` affine pieces. The default
+    ``w_init`` is fan-in scaling per piece, w ~ N(0, 1/n_in) (each piece is a Dense layer).
     Shapes: x (batch, n_in) -> y (batch, units); params w (n_in, units, pieces), b (units, pieces).
     """
     for arg, v in (("units", units), ("pieces", pieces)):
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
             raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
+    if w_init is None:  # fan_in = n_in: the pieces axis is a batch of Dense kernels
+        w_init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=0,
+                                                      out_axis=1, batch_axis=(2,))
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def init_fn(key, input_shape):

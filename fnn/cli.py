@@ -1,5 +1,5 @@
 """The ``fnn`` command: ``fnn list``, ``fnn run [NAME...] [--quick] [--out DIR]``, ``fnn info``,
-``fnn compare-optimizers``.
+``fnn report [--out DIR]``, ``fnn compare-optimizers``.
 
 The experiments live in the top-level ``experiments`` package, which sits on top of fnn; it
 is imported here lazily so that nothing in the library itself depends on it.
@@ -54,6 +54,18 @@ def cmd_run(args) -> int:
         print(f"   wrote {args.out}/{name}/results.json and {len(record['figures'])} figure(s) "
               f"in {time.perf_counter() - start:.1f}s", flush=True)
     print(f"done: {len(names)} experiment(s) in {time.perf_counter() - total:.1f}s")
+    if not args.names:  # the full default suite: end with the report page
+        from fnn.report import write_report
+
+        print(f"wrote {write_report(args.out)}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Collect OUT/*/results.json and their figures into one self-contained HTML page."""
+    from fnn.report import write_report
+
+    print(f"wrote {write_report(args.out, args.output)}")
     return 0
 
 
@@ -152,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config value, e.g. --set steps=500")
     run.set_defaults(func=cmd_run)
     sub.add_parser("info", help="versions and devices").set_defaults(func=cmd_info)
+    report = sub.add_parser("report", help="one HTML page from the results of `fnn run`")
+    report.add_argument("--out", default="runs", help="the folder `fnn run --out` wrote "
+                        "(default: runs)")
+    report.add_argument("--output", help="the page to write (default: OUT/report.html)")
+    report.set_defaults(func=cmd_report)
     comp = sub.add_parser("compare-optimizers",
                           help="train one problem with several optimizers (fnn vs optax)")
     comp.add_argument("--optimizers", default="sgd,adam", help="comma-separated names")

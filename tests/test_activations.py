@@ -188,3 +188,8 @@ def test_gradcheck_maxout_and_catches_a_wrong_gradient():
 def test_activation_arguments_are_checked_at_construction():
     with pytest.raises(ValueError, match=r"activation 'relu' takes no argument\(s\) \['alpha'\]"):
         fnn.Activation("relu", alpha=0.1)
+
+
+def test_maxout_default_init_scales_by_the_true_fan_in():
+    params, _ = fnn.Maxout(64, 2).init(jax.random.key(0), (100,))
+    assert float(jnp.std(params["w"])) == pytest.approx(0.1, rel=0.05)   # 1 / sqrt(100)

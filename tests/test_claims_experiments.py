@@ -1,0 +1,202 @@
+"""The experiments that each test one claim of the notes: every quick run writes a claim (Chinese
+and English), a criterion, checks, a computed verdict, a summary and its figures; and the
+numbers behave as the notes say where the quick configs are large enough to show it."""
+import json
+import math
+import operator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import experiments
+from experiments import _claims, depth_vs_width, learning_rate, regularization
+
+CLAIM_EXPERIMENTS = ("activations", "initialization", "regularization", "preprocessing",
+                     "depth_vs_width", "universal_approximation", "learning_rate", "batch_size",
+                     "playground")
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+def _run(name, tmp_path):
+    """Run ``name``'s QUICK config; check the claim protocol; return the written results."""
+    experiments.run_experiment(name, tmp_path, quick=True)
+    r = json.loads((tmp_path / name / "results.json").read_text())
+    assert r["meta"]["experiment"] == name and r["meta"]["quick"]
+    claim = r["claim"]
+    assert claim["zh"] and claim["en"] and claim["source"].startswith("seed 00")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in claim["zh"]), "the Chinese original is quoted"
+    assert isinstance(r["summary"], str) and r["summary"] and "\n" not in r["summary"]
+    assert r["criterion"].startswith("supported if every check holds")
+    assert r["checks"], "at least one explicit check"
+    for c in r["checks"]:
+        assert c["what"] in r["criterion"]
+        value = c["value"]
+        finite = value is not None and not (isinstance(value, float) and not math.isfinite(value))
+        expected = finite and OPS[c["op"]](value, c["threshold"])
+        assert c["ok"] == expected, f"check recomputed from its numbers: {c}"
+    assert r["supported"] is all(c["ok"] for c in r["checks"])
+    assert r["figures"]
+    for figure in r["figures"]:
+        png = (tmp_path / name / figure).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    return r
+
+
+def test_every_claim_experiment_is_listed_with_quick_and_full_configs():
+    assert set(CLAIM_EXPERIMENTS) <= set(experiments.names())
+    for name in CLAIM_EXPERIMENTS:
+        module = experiments.load(name)
+        assert module.DESCRIPTION and set(module.QUICK) <= set(module.CONFIG)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def test_verdict_is_computed_from_the_checks():
+    good = _claims.check("a", 0.5, "<", 1.0)
+    bad = _claims.check("b", 3, ">=", 5)
+    assert good["ok"] and not bad["ok"]
+    assert not _claims.check("nan never passes", float("nan"), "<", 1.0)["ok"]
+    assert not _claims.check("missing never passes", None, ">", 0.0)["ok"]
+    assert _claims.check("bools compare", True, "==", True)["ok"]
+    v = _claims.verdict([good, bad])
+    assert v["supported"] is False and "a < 1" in v["criterion"] and "b >= 5" in v["criterion"]
+    assert _claims.verdict([good])["supported"] is True
+    with pytest.raises(ValueError, match="op must be one of"):
+        _claims.check("x", 1.0, "=>", 0.0)
+
+
+def test_random_shift_moves_each_image_by_at_most_one_pixel_and_is_off_in_evaluation():
+    layer = regularization.RandomShift(1)
+    x = jnp.asarray(np.random.default_rng(0).uniform(0.1, 1.0, (16, 64)), jnp.float32)
+    assert layer.apply({}, {}, x)[0] is x
+    y = np.asarray(layer.apply({}, {}, x, key=jax.random.key(0), train=True)[0]).reshape(16, 8, 8)
+    images = np.pad(np.asarray(x).reshape(16, 8, 8), ((0, 0), (1, 1), (1, 1)))
+    shifts = set()
+    for i in range(16):
+        match = [(a, b) for a in range(3) for b in range(3)
+                 if np.array_equal(images[i, a:a + 8, b:b + 8], y[i])]
+        assert match, "every output is a one-pixel (or no) shift of its input, zero-filled"
+        shifts.add(match[0])
+    assert len(shifts) > 1, "the shifts are random"
+    with pytest.raises(ValueError, match="needs a key"):
+        layer.apply({}, {}, x, train=True)
+
+
+def test_learning_rate_kinds_and_nonfinite_losses():
+    config = learning_rate.CONFIG
+    assert learning_rate.classify([1.0, np.nan, np.nan], 1.0, config) == "diverged"
+    assert learning_rate.classify([1.0, 2.0, 3.0], 1.0, config) == "diverged"
+    assert learning_rate.classify([1.0, 0.99, 0.98], 1.0, config) == "slow"
+    assert learning_rate.classify([1.0, 0.5, 0.6, 0.3, 0.4, 0.2], 1.0, config) == "oscillating"
+    assert learning_rate.classify([1.0, 0.5, 0.3, 0.1], 1.0, config) == "good"
+    assert _claims.finite_or_none([1.0, np.inf, np.nan]) == [1.0, None, None]
+
+
+def test_depth_vs_width_budgets():
+    assert depth_vs_width.mlp_params(64, [100, 100]) == 64 * 100 + 100 + 100 * 100 + 100 + 1010
+    for depth in (1, 2, 4):
+        width = depth_vs_width.width_for(depth, 20000)
+        assert abs(depth_vs_width.mlp_params(64, [width] * depth) - 20000) < 0.05 * 20000
+
+
+# ----------------------------------------------------------------------------- end to end
+
+@pytest.mark.slow
+def test_activations(tmp_path):
+    r = _run("activations", tmp_path)
+    ratio = r["first_over_last_layer_gradient"]
+    assert ratio["sigmoid"] < 1e-4 * ratio["relu"], "sigmoid's gradient vanishes towards the input"
+    assert max(r["sigmoid_first_over_last_by_init"].values()) < 1e-4
+    assert r["step_hidden_gradients_all_zero"]
+    relu, leaky = r["dead_units"]["relu"]["large_lr"], r["dead_units"]["leaky_relu"]["large_lr"]
+    assert relu["max_abs_grad_into_dead_units"] in (0.0, None), "dead ReLUs get no gradient"
+    if leaky["max_abs_grad_into_dead_units"] is not None:
+        assert leaky["max_abs_grad_into_dead_units"] > 0
+    quick = experiments.load("activations").QUICK
+    assert set(r["training_loss_per_epoch"]) == set(quick["activations"])
+
+
+@pytest.mark.slow
+def test_initialization(tmp_path):
+    r = _run("initialization", tmp_path)
+    for act in ("tanh", "relu"):
+        zeros = r["training"][act]["zeros"]["symmetry"]
+        assert zeros["max_relative_spread"] == 0.0, "zeros: every hidden unit stays identical"
+        constant = r["training"][act]["constant"]["symmetry"]
+        assert constant["max_hidden_weight_change"] > 0 and constant["max_relative_spread"] <= 1e-6
+        assert r["std_last_over_first_hidden"][act]["small"] < 1e-6, "0.001*randn collapses"
+    relu = r["std_last_over_first_hidden"]["relu"]
+    assert relu["he"] > relu["lecun"], "ReLU keeps its variance only with He's factor 2"
+    assert r["final_loss"]["relu"]["he"] < r["final_loss"]["relu"]["zeros"]
+
+
+@pytest.mark.slow
+def test_regularization(tmp_path):
+    r = _run("regularization", tmp_path)
+    l1, l2 = r["variants"]["l1"]["first_layer"], r["variants"]["l2"]["first_layer"]
+    assert l1["near_zero_fraction"] > l2["near_zero_fraction"], "L1 drives more weights to 0"
+    quick = experiments.load("regularization").QUICK
+    assert r["variants"]["early_stopping"]["epochs_run"] <= quick["epochs"]
+    for row in r["table"].values():
+        assert 0.5 < row["test_accuracy"] <= 1.0
+        assert row["train_accuracy"] >= row["test_accuracy"] - 0.1
+
+
+@pytest.mark.slow
+def test_preprocessing(tmp_path):
+    r = _run("preprocessing", tmp_path)
+    kappa = r["condition_number"]
+    assert kappa["raw"] > 1e3 > kappa["standardised"] > kappa["whitened"]
+    assert kappa["whitened"] < 1.5
+    steps = r["linear_steps_to_tolerance"]
+    assert steps["whitened"] is not None
+    assert steps["raw"] is None or steps["raw"] > steps["whitened"]
+    assert r["mlp"]["raw"]["final_loss"] > r["mlp"]["whitened"]["final_loss"]
+
+
+@pytest.mark.slow
+def test_depth_vs_width(tmp_path):
+    r = _run("depth_vs_width", tmp_path)
+    pair = experiments.load("depth_vs_width").QUICK["pair"]
+    assert [row["params"] for row in r["pair"].values()] == [
+        depth_vs_width.mlp_params(64, h) for h in pair]
+    for row in r["pair"].values():
+        assert 0.1 < row["test_accuracy"] <= 1.0 and len(row["test_accuracy_per_seed"]) == 2
+
+
+@pytest.mark.slow
+def test_universal_approximation(tmp_path):
+    r = _run("universal_approximation", tmp_path)
+    mse = r["test_mse"]
+    for f in ("sin", "abs"):
+        assert mse[f][-1] < 0.1 * mse[f][0], f"{f}: the error falls as the layer widens"
+    assert r["fraction_of_variance_unexplained"]["rand"][-1] > 0.5, "noise is not fitted"
+
+
+@pytest.mark.slow
+def test_learning_rate(tmp_path):
+    r = _run("learning_rate", tmp_path)
+    kinds = r["kinds"]["circle"]
+    assert kinds["0.0001"] == "slow" and kinds["10"] == "diverged"
+    assert "good" in kinds.values()
+
+
+@pytest.mark.slow
+def test_batch_size(tmp_path):
+    r = _run("batch_size", tmp_path)
+    noise = r["noise"]["batch 32"]
+    assert noise["rising_steps"] > 0.3 > noise["rising_epochs"], "jumpy per step, smooth per epoch"
+    equal = r["train_loss_at_equal_epochs"]
+    assert equal["batch 32"] < equal["full batch"]
+    assert all(v > 0 for v in r["seconds_per_epoch"].values())
+
+
+@pytest.mark.slow
+def test_playground(tmp_path):
+    r = _run("playground", tmp_path)
+    t = r["table"]
+    assert t["circle"]["0"]["test_accuracy"] < 0.75 and t["xor"]["0"]["test_accuracy"] < 0.75
+    assert t["gaussian"]["0"]["test_accuracy"] >= 0.95
+    assert t["circle"]["2"]["test_accuracy"] >= 0.9 and t["moons"]["2"]["test_accuracy"] >= 0.9
