@@ -23,5 +23,6 @@ from fnn.layers import (Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCe
 from fnn.layers import EchoStateNetwork
 from fnn.models import MLP, Perceptron, perceptron_rule
 from fnn.train import EarlyStopping, FitResult, TrainState, evaluate, fit, supervised, train_step
+from fnn.sweep import sweep
 
 __version__ = "0.1.0"

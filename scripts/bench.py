@@ -12,6 +12,12 @@ Workloads:
   lstm      an LSTM (input 32, hidden 128, 100 steps, batch 64) -> last state -> Dense(1), MSE,
             Adam: fnn's jitted train step (fnn.Recurrent(fnn.LSTMCell)) vs a minimal
             hand-written JAX LSTM (lax.scan) with optax.adam, training samples/s.
+  mlp       784-256-256-10, Adam, batch 128, one epoch of 60000 synthetic samples per call:
+            fnn.fit vs a hand-written JAX scan, samples/s.
+  cnn       2 conv + pool + dense on 28x28x1, Adam, batch 128: fnn.fit vs hand-written JAX.
+  gemm      a 2048^3 float32 matmul in JAX and NumPy, GFLOP/s: the machine's ceiling.
+  sweep     32 quadrant runs (32 seeds) in one fnn.sweep vs 32 sequential fits, and 16
+            learning rates of a digits MLP likewise, runs per second.
 
 Timings are medians over repeats after a warm-up (compilation excluded). Implementations of a
 workload alternate within each repeat so that machine noise hits them alike.
@@ -167,6 +173,159 @@ def bench_lstm(repeats: int = 5, features: int = 32, hidden: int = 128, length: 
 
 WORKLOADS = {"adam": bench_adam, "quadrant": bench_quadrant}
 WORKLOADS["lstm"] = bench_lstm
+
+
+def _adam_scan_epoch(loss, tx, batch_size: int):
+    """A minimal hand-written JAX epoch: shuffle, then lax.scan of value_and_grad + optax."""
+
+    @jax.jit
+    def epoch(p, s, x, y, key):
+        steps = x.shape[0] // batch_size
+        perm = jax.random.permutation(key, x.shape[0])[: steps * batch_size]
+
+        def body(carry, idx):
+            p, s = carry
+            l, g = jax.value_and_grad(loss)(p, x[idx], y[idx])
+            u, s = tx.update(g, s, p)
+            return (jax.tree.map(lambda a, b: a + b, p, u), s), l
+
+        (p, s), losses = jax.lax.scan(body, (p, s), perm.reshape(steps, batch_size))
+        return p, s, jnp.mean(losses)
+
+    return epoch
+
+
+def _fit_vs_hand(net, params, hand_params, hand_loss, x, y, batch_size, repeats):
+    """samples/s of one fnn.fit epoch (Adam 1e-3) vs the hand-written JAX epoch on the same data."""
+    import optax
+
+    objective = fnn.supervised(net, accuracy=False)
+    opt = fnn.optim.adam(1e-3)
+    fnn_epoch = lambda: fnn.fit(objective, params, opt, (x, y), epochs=1, batch_size=batch_size,
+                                progress=False).params
+    tx = optax.adam(1e-3)
+    hand = _adam_scan_epoch(hand_loss, tx, batch_size)
+    state = tx.init(hand_params)
+    jax_epoch = lambda: hand(hand_params, state, x, y, jax.random.key(0))[0]
+    samples = (x.shape[0] // batch_size) * batch_size
+    return _median_rates({"fnn": fnn_epoch, "jax": jax_epoch}, samples, repeats)
+
+
+def _xent(logits, y):
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
+
+
+def bench_mlp(repeats: int = 5, n: int = 60_000, batch_size: int = 128) -> dict:
+    """784-256-256-10 ReLU MLP, Adam, batch 128, one epoch of 60000 synthetic examples per
+    compiled call: fnn.fit(epochs=1) vs a hand-written shuffled lax.scan epoch (optax.adam)."""
+    kx, ky, kp = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (n, 784))
+    y = jax.random.randint(ky, (n,), 0, 10)
+    net = fnn.serial(fnn.Dense(256), fnn.relu, fnn.Dense(256), fnn.relu, fnn.Dense(10))
+    params, _ = net.init(kp, (784,))
+    hand_params = [(params[f"dense_{i}"]["w"], params[f"dense_{i}"]["b"]) for i in range(3)]
+
+    def hand_loss(p, x, y):
+        for w, b in p[:-1]:
+            x = jax.nn.relu(x @ w + b[None])
+        return _xent(x @ p[-1][0] + p[-1][1][None], y)
+
+    rates = _fit_vs_hand(net, params, hand_params, hand_loss, x, y, batch_size, min(repeats, 3))
+    return {"unit": "samples/s", "shape": f"784-256-256-10, batch {batch_size}, {n} examples",
+            "rates": rates, "ratio fnn/jax": rates["fnn"] / rates["jax"]}
+
+
+def bench_cnn(repeats: int = 5, n: int = 128 * 8, batch_size: int = 128) -> dict:
+    """conv3x3(16)-relu-maxpool2-conv3x3(32)-relu-maxpool2-dense(10) on 28x28x1 synthetic images,
+    Adam, batch 128, one epoch per call: fnn.fit vs hand-written lax.conv/reduce_window + optax."""
+    kx, ky, kp = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (n, 28, 28, 1))
+    y = jax.random.randint(ky, (n,), 0, 10)
+    net = fnn.serial(fnn.Conv2D(16, 3), fnn.relu, fnn.MaxPool(2), fnn.Conv2D(32, 3), fnn.relu,
+                     fnn.MaxPool(2), fnn.Flatten(), fnn.Dense(10))
+    params, _ = net.init(kp, (28, 28, 1))
+    hand_params = {k: (v["w"], v["b"]) for k, v in params.items() if v}
+    convs = sorted(k for k in hand_params if k.startswith("conv"))
+    dense = [k for k in hand_params if k.startswith("dense")][0]
+
+    def hand_loss(p, x, y):
+        for k in convs:
+            w, b = p[k]
+            x = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            x = jax.nn.relu(x + b[None, None, None])
+            x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                                      "VALID")
+        w, b = p[dense]
+        return _xent(x.reshape(x.shape[0], -1) @ w + b[None], y)
+
+    rates = _fit_vs_hand(net, params, hand_params, hand_loss, x, y, batch_size, repeats)
+    return {"unit": "samples/s", "shape": f"28x28x1, batch {batch_size}, {n} examples/epoch",
+            "rates": rates, "ratio fnn/jax": rates["fnn"] / rates["jax"]}
+
+
+def bench_gemm(repeats: int = 5, size: int = 2048) -> dict:
+    """The machine ceiling: a jitted size^3 float32 matmul (and NumPy's), GFLOP/s."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    b = jax.random.normal(jax.random.key(1), (size, size))
+    na, nb = np.asarray(a), np.asarray(b)
+    mm = jax.jit(jnp.matmul)
+    rates = _median_rates({"jax": lambda: mm(a, b), "numpy": lambda: na @ nb},
+                          2 * size ** 3 / 1e9, repeats)
+    return {"unit": "GFLOP/s", "shape": f"{size}^3 float32", "rates": rates,
+            "ratio jax/numpy": rates["jax"] / rates["numpy"]}
+
+
+def bench_sweep(repeats: int = 5, runs: int = 32, steps: int = 10_000, lrs: int = 16,
+                epochs: int = 10) -> dict:
+    """fnn.sweep vs sequential fnn.fit calls, runs/s. (1) ``runs`` seeds of the quadrant net
+    (2-50-4, float32, full-batch SGD 0.001, L2 0.001, ``steps`` steps); (2) ``lrs`` SGD learning
+    rates of a 64-64-10 digits MLP (batch 32, ``epochs`` epochs)."""
+    from experiments import quadrant
+
+    rates, out = {}, {}
+    net = quadrant.network(50)
+    init = lambda key: net.init(key, (2,))[0]
+    objective = fnn.supervised(net, fnn.losses.softmax_cross_entropy, l2=0.001, accuracy=False)
+    data = (jnp.asarray(quadrant.POINTS, jnp.float32), jnp.asarray(quadrant.LABELS))
+    seeds = np.arange(runs)
+    starts = [init(jax.random.key(s)) for s in range(runs)]
+    opt = fnn.optim.sgd(0.001)
+    q = _median_rates({
+        "sweep": lambda: fnn.sweep(objective, init, fnn.optim.sgd, data, seeds=seeds,
+                                   hparams={"learning_rate": 0.001}, epochs=steps).params,
+        "fits": lambda: [fnn.fit(objective, starts[s], opt, data, seed=s, epochs=steps,
+                                 progress=False).params for s in range(runs)],
+    }, runs, repeats)
+    rates.update({f"quadrant x{runs} {k}": v for k, v in q.items()})
+    out["ratio quadrant sweep/fits"] = q["sweep"] / q["fits"]
+
+    from fnn.data import load_digits
+
+    split = load_digits()
+    digits = (jnp.asarray(split.x_train), jnp.asarray(split.y_train))
+    mlp = fnn.serial(fnn.Dense(64), fnn.relu, fnn.Dense(10))
+    mlp_init = lambda key: mlp.init(key, (64,))[0]
+    mlp_objective = fnn.supervised(mlp)
+    learning_rates = np.geomspace(1e-3, 0.5, lrs).astype(np.float32)
+    p0 = mlp_init(jax.random.key(0))
+    optimizers = [fnn.optim.sgd(float(lr)) for lr in learning_rates]
+    d = _median_rates({
+        "sweep": lambda: fnn.sweep(mlp_objective, p0, fnn.optim.sgd, digits, seeds=0,
+                                   hparams={"learning_rate": learning_rates}, epochs=epochs,
+                                   batch_size=32).params,
+        "fits": lambda: [fnn.fit(mlp_objective, p0, o, digits, seed=0, epochs=epochs,
+                                 batch_size=32, progress=False).params for o in optimizers],
+    }, lrs, repeats)
+    rates.update({f"digits x{lrs} {k}": v for k, v in d.items()})
+    out["ratio digits sweep/fits"] = d["sweep"] / d["fits"]
+    return {"unit": "runs/s", "rates": rates, **out}
+
+
+WORKLOADS["mlp"] = bench_mlp
+WORKLOADS["cnn"] = bench_cnn
+WORKLOADS["gemm"] = bench_gemm
+WORKLOADS["sweep"] = bench_sweep
 
 
 def main(argv=None) -> int:
