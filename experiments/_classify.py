@@ -42,6 +42,19 @@ def classify(net, split, *, optimizer, epochs: int, batch_size: int, seed: int =
     }
 
 
+def classify_to_target(net, split, config) -> dict:
+    """:func:`classify` with Adam(config['learning_rate']) and the config's epochs, batch size,
+    seed and l2; adds ``target_met`` (test accuracy >= config['target']) and a summary."""
+    result = classify(net, split, optimizer=fnn.optim.adam(config["learning_rate"]),
+                      epochs=config["epochs"], batch_size=config["batch_size"],
+                      seed=config["seed"], l2=config["l2"])
+    result["target_met"] = result["test_accuracy"] >= config["target"]
+    result["summary"] = (f"test accuracy {100 * result['test_accuracy']:.2f}% (target "
+                         f"{100 * config['target']:.0f}%), {result['params']:,} params, "
+                         f"{result['train_seconds']:.1f}s")
+    return result
+
+
 def curves_and_confusion(result: dict, path, title: str) -> str:
     """Loss and accuracy per epoch (train and test) beside the test confusion matrix."""
     fig, (ax_loss, ax_acc, ax_conf) = plot.figure(3, size=(4.4, 3.8))

@@ -3,7 +3,7 @@ Target: >= 98% test accuracy."""
 from __future__ import annotations
 
 import fnn
-from experiments._classify import classify, curves_and_confusion
+from experiments._classify import classify_to_target, curves_and_confusion
 from fnn.data import load_digits
 
 DESCRIPTION = "CNN (conv32-conv64-pool-dense128) on the 8x8 digits (target >= 98%)"
@@ -13,15 +13,8 @@ QUICK = {"epochs": 2, "channels": [8, 16], "dense": 32}
 
 
 def run(config):
-    net = fnn.models.SimpleCNN(config["channels"], config["dense"])
-    result = classify(net, load_digits(flatten=False),
-                      optimizer=fnn.optim.adam(config["learning_rate"]), epochs=config["epochs"],
-                      batch_size=config["batch_size"], seed=config["seed"], l2=config["l2"])
-    result["target_met"] = result["test_accuracy"] >= config["target"]
-    result["summary"] = (f"test accuracy {100 * result['test_accuracy']:.2f}% (target "
-                         f"{100 * config['target']:.0f}%), {result['params']:,} params, "
-                         f"{result['train_seconds']:.1f}s")
-    return result
+    return classify_to_target(fnn.models.SimpleCNN(config["channels"], config["dense"]),
+                              load_digits(flatten=False), config)
 
 
 def figures(results, out_dir):

@@ -9,10 +9,11 @@ import jax
 
 from fnn import activations
 from fnn.core import Layer, _apply_child, _check_children, as_layer, serial
-from fnn.layers.conv import Conv2D, ConvTranspose2D
+from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.noise import _check_real, _need_key
-from fnn.layers.reshape import Flatten, Reshape
+from fnn.layers.reshape import Flatten
+from fnn.models.upsampling import conv_decoder
 
 __all__ = ["Autoencoder", "AutoencoderLayer", "dense_autoencoder", "conv_autoencoder"]
 
@@ -109,22 +110,14 @@ def conv_autoencoder(latent_dim: int, image_shape=(8, 8, 1), channels: Sequence[
 
     Shapes: x (batch, H, W, C) -> (batch, H, W, C); ``encode``: -> (batch, latent_dim).
     """
-    height, width, c_img = image_shape
-    scale = 2 ** len(channels)
-    if height % scale or width % scale:
+    height, width, _ = image_shape
+    if height % 2 ** len(channels) or width % 2 ** len(channels):
         raise ValueError(f"{name}: image sides {height}x{width} must be divisible by "
-                         f"2**len(channels) = {scale}")
+                         f"2**len(channels) = {2 ** len(channels)}")
     act = activations.get(activation)
-    h, w = height // scale, width // scale
     enc = [layer for c in channels for layer in (Conv2D(c, 3, strides=2), act)]
     enc += [Flatten(), Dense(latent_dim)]
-    outs = [*reversed(channels[:-1]), c_img]
-    dec = [Dense(h * w * channels[-1]), act, Reshape((h, w, channels[-1]))]
-    for i, c in enumerate(outs):
-        dec.append(ConvTranspose2D(c, 3, strides=2))
-        if i < len(outs) - 1:
-            dec.append(act)
-    if output_activation is not None:
-        dec.append(activations.get(output_activation))
-    return Autoencoder(serial(*enc, name="encoder"), serial(*dec, name="decoder"),
+    decoder = conv_decoder(image_shape, tuple(reversed(channels)), activation=activation,
+                           output_activation=output_activation, name="decoder")
+    return Autoencoder(serial(*enc, name="encoder"), decoder,
                        noise_std=noise_std, name=name)

@@ -13,9 +13,8 @@ import numpy as np
 
 from fnn import activations
 from fnn.core import Layer, as_layer, serial
-from fnn.layers.conv import ConvTranspose2D
 from fnn.layers.dense import Dense
-from fnn.layers.reshape import Reshape
+from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
 
 __all__ = ["GAN", "discriminator_loss", "generator_loss", "dense_generator", "conv_generator",
@@ -190,25 +189,11 @@ def dense_generator(latent_dim: int, output_dim: int, hidden: Sequence[int] = (1
 def conv_generator(image_shape=(8, 8, 1), channels: Sequence[int] = (64, 32), *,
                    activation="relu", output_activation="sigmoid",
                    name: str = "generator") -> Layer:
-    """DCGAN-style generator for NHWC images: Dense(h*w*channels[0]), act,
-    Reshape((h, w, channels[0])), then ConvTranspose2D(c, 3, strides=2, 'SAME') + act per
-    further channel count and a last ConvTranspose2D to the image's channels, each doubling
-    H and W (2 -> 4 -> 8 for digits), then ``output_activation``.
+    """DCGAN-style generator for NHWC images: :func:`fnn.models.upsampling.conv_decoder`
+    (Dense, Reshape, then ConvTranspose2D stride 2 per channel count, each doubling H and W).
     Shapes: z (batch, latent) -> (batch, *image_shape)."""
-    height, width, c_img = image_shape
-    scale = 2 ** len(channels)
-    if height % scale or width % scale:
-        raise ValueError(f"{name}: image sides {height}x{width} must be divisible by "
-                         f"2**len(channels) = {scale}")
-    act = activations.get(activation)
-    h, w = height // scale, width // scale
-    layers = [Dense(h * w * channels[0]), act, Reshape((h, w, channels[0]))]
-    for c in channels[1:]:
-        layers += [ConvTranspose2D(c, 3, strides=2), act]
-    layers.append(ConvTranspose2D(c_img, 3, strides=2))
-    if output_activation is not None:
-        layers.append(activations.get(output_activation))
-    return serial(*layers, name=name)
+    return conv_decoder(image_shape, channels, activation=activation,
+                        output_activation=output_activation, name=name)
 
 
 def dense_discriminator(hidden: Sequence[int] = (256, 128), *, activation="leaky_relu",
