@@ -38,6 +38,7 @@ and ``c0`` for the LSTM); :func:`scan_cell` takes any initial carry.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import re
@@ -83,7 +84,7 @@ def _bias(b, ndim):
 # ----------------------------------------------------------------------------- cells
 
 @dataclasses.dataclass(frozen=True)
-class _Cell:
+class _Cell(abc.ABC):
     """Shared machinery; subclasses set ``gates``, ``kind`` and ``recur``."""
 
     hidden: int
@@ -151,9 +152,9 @@ class _Cell:
         y = x @ params["w_ih"]
         return y + _bias(params["b"], y.ndim)
 
+    @abc.abstractmethod
     def recur(self, params, carry, xp_t):
         """The step given the projected input xp_t = x_t W_ih + b (batch, G*hidden)."""
-        raise NotImplementedError
 
     def step(self, params, carry, x_t):
         """One time step: x_t (batch, features) -> (new carry, h_t (batch, hidden))."""
