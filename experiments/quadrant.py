@@ -19,7 +19,7 @@ from fnn import manual, plot
 
 DESCRIPTION = "seed 000's 2-50-4 quadrant net: fnn vs the notes' NumPy loop (curves, speed)"
 CONFIG = {"steps": 10000, "hidden": 50, "learning_rate": 0.001, "reg": 0.001, "seed": 1,
-          "timing_repeats": 5}
+          "timing_repeats": 5, "unroll": 8}  # unroll: 8 steps per loop iteration (fit's option)
 QUICK = {"steps": 500, "timing_repeats": 1}
 
 POINTS = np.array([[2, 1], [-1, 1], [-1, -1], [1, -1]])  # the notes' X (integers, as there)
@@ -81,7 +81,7 @@ def fnn_trainer(config):
     optimizer = fnn.optim.sgd(config["learning_rate"])
     data = (POINTS.astype(np.float64), LABELS)
     train = lambda: fnn.fit(objective, params, optimizer, data, epochs=config["steps"],
-                            batch_size=None, progress=False)
+                            batch_size=None, progress=False, unroll=config["unroll"])
     return net, train
 
 

@@ -206,3 +206,21 @@ def test_fit_rejects_bad_data():
         fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), (x[:0], y[:0]), progress=False)
     with pytest.raises(ValueError, match=r"supervised: l2 must be a finite number >= 0, got -1"):
         fnn.supervised(net, l2=-1)
+
+
+def test_unrolled_epochs_give_the_same_training_up_to_rounding():
+    net, params = setup()
+    data = blobs(n=16)
+    objective = fnn.supervised(net)
+    plain = fnn.fit(objective, params, fnn.optim.adam(0.05), data, epochs=13, progress=False)
+    unrolled = fnn.fit(objective, params, fnn.optim.adam(0.05), data, epochs=13, progress=False,
+                       unroll=8)                             # 13 = one group of 8 and 5 more
+    assert len(unrolled.history["loss"]) == 13
+    np.testing.assert_allclose(unrolled.history["loss"], plain.history["loss"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(unrolled.params), jax.tree.leaves(plain.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"unroll=8 cannot be combined with checkpoint_dir"):
+        fnn.fit(objective, params, fnn.optim.sgd(0.1), data, epochs=2, progress=False, unroll=8,
+                checkpoint_dir="ckpt")
+    with pytest.raises(ValueError, match=r"fit: unroll must be a positive int, got 0"):
+        fnn.fit(objective, params, fnn.optim.sgd(0.1), data, epochs=2, progress=False, unroll=0)
