@@ -38,6 +38,7 @@ the best by a metric) and finds the newest valid one, skipping corrupt files wit
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -158,9 +159,8 @@ def _fsync_dir(directory: Path) -> None:
     except OSError:
         return  # e.g. platforms without directory fds
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # best effort: some filesystems refuse it
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -245,10 +245,8 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        try:
+        with contextlib.suppress(OSError):  # the temporary file may not exist yet
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(err, OSError):
             raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {err}") from err
         raise
@@ -595,10 +593,8 @@ class CheckpointManager:
             keep.add(best)
         for p in paths:
             if p not in keep:
-                try:
+                with contextlib.suppress(OSError):  # already gone: nothing to prune
                     p.unlink()
-                except OSError:
-                    pass
 
     def latest(self) -> Path | None:
         """The newest checkpoint that verifies (CRCs and SHA-256); corrupt ones are skipped

@@ -17,6 +17,7 @@ the result, and a run resumed from a checkpoint is bit-identical to an uninterru
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
@@ -697,15 +698,15 @@ def fit(objective: Objective, params, optimizer, data, *, model_state=None, epoc
     except KeyboardInterrupt:
         if ckpt is not None:
             if pending is not None:  # the call finished (or will): record it, then save it
-                try:
+                # Best effort while interrupted: if the results cannot be fetched, ``pending``
+                # stays set and the newest checkpoint remains the last consistent state.
+                with contextlib.suppress(Exception):
                     ts, metrics, guard = pending
                     metrics = jax.device_get(metrics)
                     if guard is None or int(guard.bad_step) < 0:
                         history = {k: [*history.get(k, []), np.asarray(v)]
                                    for k, v in metrics.items()}
                         epoch, pending = epoch + count, None
-                except Exception:  # noqa: BLE001 - best effort while interrupted
-                    pass
             if pending is None and not any(getattr(a, "is_deleted", lambda: False)()
                                            for a in jax.tree.leaves(ts)):
                 if ckpt.saved[0] != epoch:
