@@ -42,13 +42,17 @@ def _run(module, x, *, train=False):
     return arrays
 
 
-def _save(kind, cases):
-    """cases: [(args dict, arrays dict)] -> tests/fixtures/torch/<kind>.npz."""
+def save_cases(kind, cases, out=None):
+    """cases: [(args dict, arrays dict)] -> ``out/<kind>.npz`` (default: OUT): the case
+    arguments as JSON under 'cases', and every array of case i, as float32, under
+    'c<i>_<name>'."""
+    out = OUT if out is None else out
     payload = {"cases": np.array(json.dumps([args for args, _ in cases])),
                "torch_version": np.array(torch.__version__)}
     for i, (_, arrays) in enumerate(cases):
         payload.update({f"c{i}_{k}": np.asarray(v, np.float32) for k, v in arrays.items()})
-    np.savez_compressed(OUT / f"{kind}.npz", **payload)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f"{kind}.npz", **payload)
 
 
 def _randomise(module):
@@ -153,14 +157,14 @@ def pool(kind):
 def main():
     torch.manual_seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
-    _save("linear", linear())
-    _save("conv1d", conv(1))
-    _save("conv2d", conv(2))
-    _save("conv_transpose2d", conv_transpose2d())
-    _save("batchnorm2d", batchnorm2d())
-    _save("layernorm", layernorm())
+    save_cases("linear", linear())
+    save_cases("conv1d", conv(1))
+    save_cases("conv2d", conv(2))
+    save_cases("conv_transpose2d", conv_transpose2d())
+    save_cases("batchnorm2d", batchnorm2d())
+    save_cases("layernorm", layernorm())
     for kind in ("maxpool2d", "avgpool2d", "lppool2d"):
-        _save(kind, pool(kind))
+        save_cases(kind, pool(kind))
     total = sum(p.stat().st_size for p in OUT.glob("*.npz"))
     print(f"wrote {len(list(OUT.glob('*.npz')))} files, {total / 1e3:.0f} kB, to {OUT}")
 

@@ -17,11 +17,12 @@ arguments. Everything is float32; the folder is ~130 kB.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 import torch
+
+from make_torch_fixtures import save_cases  # scripts/ is on sys.path when run
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "torch_rnn"
 BATCH, TIME = 3, 6
@@ -55,13 +56,6 @@ def _run(module, x, h0=None, c0=None, cell=False):
         arrays[f"grad_{k}"] = p.grad.numpy()
     return arrays
 
-
-def _save(kind, cases):
-    payload = {"cases": np.array(json.dumps([args for args, _ in cases])),
-               "torch_version": np.array(torch.__version__)}
-    for i, (_, arrays) in enumerate(cases):
-        payload.update({f"c{i}_{k}": np.asarray(v, np.float32) for k, v in arrays.items()})
-    np.savez_compressed(OUT / f"{kind}.npz", **payload)
 
 
 # (input, hidden, layers, bidirectional, bias, with initial state)
@@ -103,12 +97,12 @@ def main():
     torch.manual_seed(0)
     OUT.mkdir(parents=True, exist_ok=True)
     relu_tanh = [{"nonlinearity": "tanh"}, {"nonlinearity": "relu"}]
-    _save("rnn", sequence_cases(torch.nn.RNN, relu_tanh))
-    _save("lstm", sequence_cases(torch.nn.LSTM, [{}]))
-    _save("gru", sequence_cases(torch.nn.GRU, [{}]))
-    _save("rnncell", cell_cases(torch.nn.RNNCell, relu_tanh))
-    _save("lstmcell", cell_cases(torch.nn.LSTMCell, [{}]))
-    _save("grucell", cell_cases(torch.nn.GRUCell, [{}]))
+    save_cases("rnn", sequence_cases(torch.nn.RNN, relu_tanh), OUT)
+    save_cases("lstm", sequence_cases(torch.nn.LSTM, [{}]), OUT)
+    save_cases("gru", sequence_cases(torch.nn.GRU, [{}]), OUT)
+    save_cases("rnncell", cell_cases(torch.nn.RNNCell, relu_tanh), OUT)
+    save_cases("lstmcell", cell_cases(torch.nn.LSTMCell, [{}]), OUT)
+    save_cases("grucell", cell_cases(torch.nn.GRUCell, [{}]), OUT)
     total = sum(p.stat().st_size for p in OUT.glob("*.npz"))
     print(f"wrote {len(list(OUT.glob('*.npz')))} files, {total / 1e3:.0f} kB, to {OUT}")
 
