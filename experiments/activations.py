@@ -326,12 +326,8 @@ def figures(results, out_dir):
             continue
         ax.plot(np.arange(1, len(g) + 1), g, marker="o", ms=3, color=plot.COLORS[i % 8],
                 label=name, **styles.get(name, {"ls": "-"}))
-    ax.set_yscale("log")
-    ax.set_xlabel("layer (1 = input side)")
-    ax.set_ylabel("RMS of dL/dW at init")
-    ax.set_title("(a) gradient per layer at initialisation")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7)
+    plot.decorate(ax, xlabel="layer (1 = input side)", ylabel="RMS of dL/dW at init",
+                  title="(a) gradient per layer at initialisation", logy=True, legend_size=7)
     for i, (init, g) in enumerate(results["sigmoid_gradient_rms_by_init"].items()):
         ax_init.plot(np.arange(1, len(g) + 1), g, "o-", ms=3, color=plot.COLORS[i],
                      label=f"sigmoid, {init} init")

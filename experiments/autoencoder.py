@@ -155,12 +155,8 @@ def figures(results, out_dir):
     paths = [plot.save(fig, f"{out_dir}/autoencoder_reconstructions.png")]
 
     fig, ax = plot.figure(size=(5.4, 4.6))
-    z, label = np.asarray(results["latent_2d"]["z"]), np.asarray(results["latent_2d"]["label"])
-    sc = ax.scatter(z[:, 0], z[:, 1], c=label, cmap="tab10", s=12, vmin=-0.5, vmax=9.5)
-    fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
-    ax.set_title("2-D bottleneck: test digits by class")
+    plot.latent_scatter(fig, ax, results["latent_2d"]["z"], results["latent_2d"]["label"],
+                        title="2-D bottleneck: test digits by class")
     paths.append(plot.save(fig, f"{out_dir}/autoencoder_latent.png"))
 
     fig, (ax_hist, ax_roc) = plot.figure(2, size=(4.6, 3.8))

@@ -169,12 +169,8 @@ def figures(results, out_dir):
         ax_time.plot(np.arange(len(loss)) * row["seconds_per_epoch"] * 1e3, loss,
                      color=plot.COLORS[i],
                      label=f"{name} ({row['seconds_per_epoch'] * 1e3:.2g} ms/epoch)")
-    ax_epochs.set_yscale("log")
-    ax_epochs.set_xlabel("epoch")
-    ax_epochs.set_ylabel("training-set loss (full pass)")
-    ax_epochs.set_title("equal epochs")
-    ax_epochs.grid(alpha=0.3)
-    ax_epochs.legend(frameon=False, fontsize=7)
+    plot.decorate(ax_epochs, xlabel="epoch", ylabel="training-set loss (full pass)",
+                  title="equal epochs", logy=True, legend_size=7)
     budget = results["time_budget_seconds"] * 1e3
     ax_time.axvline(budget, color="k", ls=":", lw=1, label=f"equal-time budget {budget:.3g} ms")
     ax_time.set_xlim(0, 3 * budget)

@@ -246,12 +246,9 @@ def figures(results, out_dir):
                 continue
             ax.plot(np.arange(1, len(std) + 1), std, marker="o", ms=3, color=plot.COLORS[k],
                     label=LABELS[init])
-        ax.set_yscale("log")
-        ax.set_xlabel("hidden layer")
-        ax.set_ylabel("std of the activations at init")
-        ax.set_title(f"deep {a} net: activation std per layer")
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=7)
+        plot.decorate(ax, xlabel="hidden layer", ylabel="std of the activations at init",
+                      title=f"deep {a} net: activation std per layer", logy=True,
+                      legend_size=7)
     paths.append(plot.save(fig, f"{out_dir}/activation_std.png"))
 
     hist = results.get("_figure_data", {}).get("last_hidden", {})

@@ -202,11 +202,7 @@ def figures(results, out_dir):
             curve = np.asarray([clip if v is None else min(v, clip) for v in row["curve"]])
             ax_curves.plot(np.arange(1, len(curve) + 1), curve, color=COLORS_BY_KIND[kind], lw=1.2,
                            label=f"lr {row['learning_rate']:g}: {kind}")
-        ax_curves.set_yscale("log")
-        ax_curves.set_xlabel("step (full batch)")
-        ax_curves.set_ylabel("training loss (clipped)")
-        ax_curves.set_title(f"{name}: one curve per behaviour")
-        ax_curves.grid(alpha=0.3)
-        ax_curves.legend(frameon=False, fontsize=7)
+        plot.decorate(ax_curves, xlabel="step (full batch)", ylabel="training loss (clipped)",
+                      title=f"{name}: one curve per behaviour", logy=True, legend_size=7)
     paths.append(plot.save(fig, f"{out_dir}/learning_rate.png"))
     return paths

@@ -141,12 +141,8 @@ def figures(results, out_dir):
                     color=plot.COLORS[i], label=kind)
     ax_mse.axhline(results["baseline_mse"], color="k", ls="--", lw=1, label="predict 1")
     ax_mse.axhline(results["baseline_mse"] * 0.1, color="k", ls=":", lw=1, label="solved")
-    ax_mse.set_yscale("log")
-    ax_mse.set_xlabel("sequence length T")
-    ax_mse.set_ylabel("test MSE")
-    ax_mse.set_title("adding problem after equal training")
-    ax_mse.grid(alpha=0.3)
-    ax_mse.legend(frameon=False, fontsize=8)
+    plot.decorate(ax_mse, xlabel="sequence length T", ylabel="test MSE",
+                  title="adding problem after equal training", logy=True, legend_size=8)
 
     longest = max(int(t) for t in next(iter(rows.values())))
     for i, (kind, by_length) in enumerate(results["input_grad_norms"].items()):

@@ -127,10 +127,6 @@ def figures(results, out_dir):
         ax.plot(np.asarray(row["loss_fnn"]), color=color, lw=1.8, label=f"{label} (fnn)")
         ax.plot(np.asarray(row["loss_optax"]), color="k", ls=(0, (2, 3)), lw=0.9)
     ax.plot([], [], color="k", ls=(0, (2, 3)), lw=0.9, label="optax (same settings)")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss")
-    ax.set_title("digits MLP, full batch: fnn curves with optax's overlaid")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
+    plot.decorate(ax, xlabel="step", ylabel="train loss", logy=True, legend_size=8,
+                  title="digits MLP, full batch: fnn curves with optax's overlaid")
     return [paths, plot.save(fig, f"{out_dir}/mlp_loss.png")]

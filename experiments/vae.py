@@ -85,12 +85,8 @@ def figures(results, out_dir):
         size = len(results["manifold_grid"])
         image_grid(ax_m, results["manifold"], ncols=size,
                    title="decoded latent grid z in [-2.5, 2.5]^2")
-        z, y = np.asarray(results["latent_means"]), np.asarray(results["latent_labels"])
-        sc = ax_z.scatter(z[:, 0], z[:, 1], c=y, cmap="tab10", s=10, vmin=-0.5, vmax=9.5)
-        fig.colorbar(sc, ax=ax_z, ticks=range(10), label="digit")
-        ax_z.set_title("posterior means of test digits")
-        ax_z.set_xlabel("z1")
-        ax_z.set_ylabel("z2")
+        plot.latent_scatter(fig, ax_z, results["latent_means"], results["latent_labels"],
+                            title="posterior means of test digits")
         paths.append(plot.save(fig, f"{out_dir}/vae_manifold.png"))
 
     interp = results["interpolation"]

@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-__all__ = ["figure", "save", "loss_curves", "decision_regions", "COLORS"]
+__all__ = ["figure", "save", "decorate", "loss_curves", "decision_regions", "latent_scatter",
+           "COLORS"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -29,6 +30,33 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> str:
     return str(path)
 
 
+def decorate(ax, *, xlabel: str | None = None, ylabel: str | None = None,
+             title: str | None = None, logy: bool = False, legend_size: float | None = None,
+             grid: bool = True) -> None:
+    """Label an axis the way fnn's figures do: labels, title, optional log y, a light grid
+    and a frameless legend (when any artist has a label)."""
+    if logy:
+        ax.set_yscale("log")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if grid:
+        ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=legend_size)
+
+
+def latent_scatter(fig, ax, z, labels, *, title: str | None = None) -> None:
+    """A 2-D latent code z (N, 2) coloured by class label (N,) in 0..9, with a colour bar."""
+    z, labels = np.asarray(z), np.asarray(labels)
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=10, vmin=-0.5, vmax=9.5)
+    fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+    decorate(ax, xlabel="z1", ylabel="z2", title=title, grid=False)
+
+
 def loss_curves(ax, curves: Mapping[str, np.ndarray], *, xlabel: str = "step",
                 ylabel: str = "loss", logy: bool = True, title: str | None = None,
                 styles: Mapping[str, dict] | None = None) -> None:
@@ -36,14 +64,7 @@ def loss_curves(ax, curves: Mapping[str, np.ndarray], *, xlabel: str = "step",
     for i, (label, values) in enumerate(curves.items()):
         style = {"color": COLORS[i % len(COLORS)], "lw": 1.6, **((styles or {}).get(label, {}))}
         ax.plot(np.arange(1, len(values) + 1), np.asarray(values), label=label, **style)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    decorate(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
 
 
 def decision_regions(ax, predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,

@@ -16,3 +16,14 @@ def test_loss_curves_and_decision_regions_write_pngs(tmp_path):
     path = plot.save(fig, tmp_path / "sub" / "f.png")
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_decorate_and_latent_scatter(tmp_path):
+    fig, (a, b) = plot.figure(2)
+    a.plot([1, 2, 3], [1, 10, 100], label="curve")
+    plot.decorate(a, xlabel="step", ylabel="loss", title="t", logy=True, legend_size=7)
+    assert (a.get_xlabel(), a.get_ylabel(), a.get_title(), a.get_yscale()) == ("step", "loss", "t", "log")
+    assert a.get_legend() is not None
+    plot.latent_scatter(fig, b, np.random.RandomState(0).randn(20, 2), np.arange(20) % 10, title="z")
+    assert (b.get_xlabel(), b.get_ylabel()) == ("z1", "z2") and len(fig.axes) == 3   # + colour bar
+    assert plot.save(fig, tmp_path / "f.png").endswith("f.png")
