@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._jaxpr_rewrite import eval_jaxpr
 from fnn.train import (TrainState, _check_batch_size, _checked_step, _mean_metrics,
                        _num_examples)
 
@@ -125,31 +126,9 @@ def _is_plain_matmul(eqn, invals) -> bool:
             and p.get("preferred_element_type") in (None, x.dtype))
 
 
-def _eval_with_matmuls(jaxpr, consts, *args):
-    """Evaluate ``jaxpr`` (inlining nested jit calls), with every plain 2-D matmul replaced by
-    ``_matmul``; everything else is bound unchanged."""
-    from jax.extend import core as jcore
-
-    env = {}
-    read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]
-    env.update(zip(jaxpr.constvars, consts))
-    env.update(zip(jaxpr.invars, args))
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        if _is_plain_matmul(eqn, invals):
-            outs = [_matmul(*invals)]
-        elif eqn.primitive.name in ("pjit", "jit") and "jaxpr" in eqn.params:
-            inner = eqn.params["jaxpr"]
-            outs = _eval_with_matmuls(inner.jaxpr, inner.consts, *invals)
-        else:
-            with eqn.ctx.manager:
-                outs = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
-            if not eqn.primitive.multiple_results:
-                outs = [outs]
-        for v, x in zip(eqn.outvars, outs):
-            if not isinstance(v, jcore.DropVar):
-                env[v] = x
-    return [read(v) for v in jaxpr.outvars]
+def _matmul_rewrite(eqn, invals):
+    """Every plain 2-D matmul as ``_matmul``; other equations unchanged (None)."""
+    return [_matmul(*invals)] if _is_plain_matmul(eqn, invals) else None
 
 
 @functools.lru_cache(maxsize=32)
@@ -167,8 +146,8 @@ def _canonical_matmuls(objective):
     def wrapped(params, state, batch, key, train):
         f = lambda p, s, b, k: objective(p, s, b, k, train)
         closed, shape = jax.make_jaxpr(f, return_shape=True)(params, state, batch, key)
-        outs = _eval_with_matmuls(closed.jaxpr, closed.consts,
-                                  *jax.tree.leaves((params, state, batch, key)))
+        outs = eval_jaxpr(closed.jaxpr, closed.consts,
+                          jax.tree.leaves((params, state, batch, key)), _matmul_rewrite)
         return jax.tree.unflatten(jax.tree.structure(shape), outs)
 
     return wrapped
