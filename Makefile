@@ -20,8 +20,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+bench: $(STAMP)  # fnn and JAX always; the peers in the bench extra when they install
+	-$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python scripts/bench.py --json bench.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,152 @@
+"""Equinox, in the idiom of its tutorials: models are ``eqx.Module`` pytrees of single-example
+layers (``eqx.nn.MLP``, ``eqx.nn.Conv2d`` / ``eqx.nn.MaxPool2d`` in an ``eqx.nn.Sequential``,
+``eqx.nn.LSTMCell`` / ``eqx.nn.GRUCell`` stepped with ``jax.lax.scan``), ``jax.vmap``-ed over
+the batch, trained with optax and an ``@eqx.filter_jit`` step using
+``eqx.filter_value_and_grad``, called once per minibatch from a Python loop over shuffled
+NumPy arrays."""
+from __future__ import annotations
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks.workloads import Runner
+
+
+def _xent(logits, y):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _batched(loss):
+    """A loss of the vmapped model's outputs."""
+    return lambda model, x, y: loss(jax.vmap(model)(x), y)
+
+
+def _trainer(model, tx, loss_fn):
+    """``train(batches)``: one ``eqx.filter_jit`` step per ``(x, y)`` batch; the model and
+    optimiser state are kept in ``state``; returns once the last update is done."""
+    state = [model, tx.init(eqx.filter(model, eqx.is_array))]
+
+    @eqx.filter_jit
+    def make_step(model, opt_state, x, y):
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, x, y)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    def train(batches):
+        for x, y in batches:
+            state[0], state[1], loss = make_step(state[0], state[1], x, y)
+        return jax.block_until_ready((loss, state[0]))
+
+    return train
+
+
+def _epochs(model, loss_fn, x, y, config) -> Runner:
+    """One epoch of Adam per call: a NumPy shuffle, then contiguous minibatches (the last
+    partial one dropped)."""
+    train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
+    batch = config["batch_size"]
+    n = len(x) // batch * batch
+    rng = np.random.default_rng(0)
+
+    def run():
+        perm = rng.permutation(len(x))
+        xs, ys = x[perm], y[perm]
+        return train((xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch))
+
+    return Runner(run, n)
+
+
+def quadrant(data, config) -> Runner:
+    model = eqx.nn.MLP(2, 4, config["hidden"], depth=1, activation=jax.nn.relu,
+                       key=jax.random.key(0))
+    # eqx.nn.Linear's weight is (out, in): the given (in, out) matrices transposed
+    model = eqx.tree_at(
+        lambda m: (m.layers[0].weight, m.layers[0].bias, m.layers[1].weight, m.layers[1].bias),
+        model, tuple(jnp.asarray(a) for a in (data["w1"].T, data["b1"], data["w2"].T, data["b2"])))
+    l2 = config["l2"]
+
+    def loss_fn(model, x, y):
+        decay = sum(jnp.sum(layer.weight ** 2) for layer in model.layers)
+        return _xent(jax.vmap(model)(x), y) + 0.5 * l2 * decay
+
+    train = _trainer(model, optax.sgd(config["learning_rate"]), loss_fn)
+    batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+    steps = config["steps"] // 10  # a Python loop of jitted steps: ~1e4 steps/s
+    return Runner(lambda: train(itertools.repeat(batch, steps)), steps)
+
+
+def mlp(data, config) -> Runner:
+    n_in, width, _, n_out = config["sizes"]
+    model = eqx.nn.MLP(n_in, n_out, width, depth=len(config["sizes"]) - 2,
+                       activation=jax.nn.relu, key=jax.random.key(0))
+    return _epochs(model, _batched(_xent), data["x"], data["y"], config)
+
+
+def cnn(data, config) -> Runner:
+    c1, c2 = config["channels"]
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    model = eqx.nn.Sequential([
+        eqx.nn.Conv2d(1, c1, kernel_size=3, padding="SAME", key=k1),
+        eqx.nn.Lambda(jax.nn.relu),
+        eqx.nn.MaxPool2d(kernel_size=2, stride=2),
+        eqx.nn.Conv2d(c1, c2, kernel_size=3, padding="SAME", key=k2),
+        eqx.nn.Lambda(jax.nn.relu),
+        eqx.nn.MaxPool2d(kernel_size=2, stride=2),
+        eqx.nn.Lambda(jnp.ravel),
+        eqx.nn.Linear(7 * 7 * c2, 10, key=k3),
+    ])
+    x = np.ascontiguousarray(data["x"].transpose(0, 3, 1, 2))  # equinox convs are channels-first
+    return _epochs(model, _batched(_xent), x, data["y"], config)
+
+
+class LSTM(eqx.Module):
+    cell: eqx.nn.LSTMCell
+    linear: eqx.nn.Linear
+
+    def __init__(self, features, hidden, *, key):
+        k1, k2 = jax.random.split(key)
+        self.cell = eqx.nn.LSTMCell(features, hidden, key=k1)
+        self.linear = eqx.nn.Linear(hidden, 1, key=k2)
+
+    def __call__(self, xs):  # (T, F)
+        zeros = jnp.zeros(self.cell.hidden_size)
+        (h, _), _ = jax.lax.scan(lambda hc, x: (self.cell(x, hc), None), (zeros, zeros), xs)
+        return self.linear(h)
+
+
+def lstm(data, config) -> Runner:
+    model = LSTM(config["features"], config["hidden"], key=jax.random.key(1))
+    loss_fn = _batched(lambda out, y: jnp.mean((out - y) ** 2))
+    train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
+    batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+    steps = config["steps"]
+    return Runner(lambda: train(itertools.repeat(batch, steps)), steps * config["batch"])
+
+
+class BiGRU(eqx.Module):
+    forward: eqx.nn.GRUCell
+    backward: eqx.nn.GRUCell
+    linear: eqx.nn.Linear
+
+    def __init__(self, hidden, length, *, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.forward = eqx.nn.GRUCell(1, hidden, key=k1)
+        self.backward = eqx.nn.GRUCell(1, hidden, key=k2)
+        self.linear = eqx.nn.Linear(length * 2 * hidden, 10, key=k3)
+
+    def __call__(self, x):  # (T,)
+        def run(cell, reverse):
+            step = lambda h, x_t: (cell(x_t, h),) * 2
+            return jax.lax.scan(step, jnp.zeros(cell.hidden_size), x[:, None], reverse=reverse)[1]
+        h = jnp.concatenate([run(self.forward, False), run(self.backward, True)], axis=-1)
+        return self.linear(jnp.ravel(h))  # (T, 2 * hidden), both directions in time order
+
+
+def gru_mnist1d(data, config) -> Runner:
+    model = BiGRU(config["hidden"], data["x"].shape[1], key=jax.random.key(0))
+    return _epochs(model, _batched(_xent), data["x"], data["y"], config)

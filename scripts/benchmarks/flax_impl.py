@@ -1,0 +1,150 @@
+"""Flax, in the NNX idiom of its tutorials: models are ``nnx.Module`` classes built from
+``nnx.Linear`` / ``nnx.Conv`` / ``nnx.RNN`` (``nnx.LSTMCell``, ``nnx.Bidirectional`` of
+``nnx.GRUCell``), trained with ``nnx.Optimizer(model, optax..., wrt=nnx.Param)`` and an
+``@nnx.jit`` train step using ``nnx.value_and_grad``, called once per minibatch from a Python
+loop over shuffled NumPy arrays."""
+from __future__ import annotations
+
+import itertools
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from benchmarks.workloads import Runner
+
+
+def _xent(logits, y):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _trainer(model, tx, loss_fn):
+    """``train(batches)``: one ``nnx.jit`` step per ``(x, y)`` batch, updating ``model`` in
+    place; returns once the last update is done."""
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
+        optimizer.update(model, grads)
+        return loss
+
+    def train(batches):
+        for x, y in batches:
+            loss = train_step(model, optimizer, x, y)
+        return jax.block_until_ready((loss, nnx.state(model)))
+
+    return train
+
+
+def _epochs(model, loss_fn, data, config) -> Runner:
+    """One epoch of Adam per call: a NumPy shuffle, then contiguous minibatches (the last
+    partial one dropped)."""
+    train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
+    x, y, batch = data["x"], data["y"], config["batch_size"]
+    n = len(x) // batch * batch
+    rng = np.random.default_rng(0)
+
+    def run():
+        perm = rng.permutation(len(x))
+        xs, ys = x[perm], y[perm]
+        return train((xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch))
+
+    return Runner(run, n)
+
+
+class Quadrant(nnx.Module):
+    def __init__(self, hidden, *, rngs):
+        self.linear1 = nnx.Linear(2, hidden, rngs=rngs)
+        self.linear2 = nnx.Linear(hidden, 4, rngs=rngs)
+
+    def __call__(self, x):
+        return self.linear2(nnx.relu(self.linear1(x)))
+
+
+def quadrant(data, config) -> Runner:
+    model = Quadrant(config["hidden"], rngs=nnx.Rngs(0))
+    for layer, w, b in ((model.linear1, "w1", "b1"), (model.linear2, "w2", "b2")):
+        layer.kernel[...] = jnp.asarray(data[w])
+        layer.bias[...] = jnp.asarray(data[b])
+    l2 = config["l2"]
+
+    def loss_fn(model, x, y):
+        decay = jnp.sum(model.linear1.kernel[...] ** 2) + jnp.sum(model.linear2.kernel[...] ** 2)
+        return _xent(model(x), y) + 0.5 * l2 * decay
+
+    train = _trainer(model, optax.sgd(config["learning_rate"]), loss_fn)
+    batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+    steps = config["steps"] // 10  # a Python loop of jitted steps: ~1e4 steps/s
+    return Runner(lambda: train(itertools.repeat(batch, steps)), steps)
+
+
+class MLP(nnx.Module):
+    def __init__(self, sizes, *, rngs):
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+
+    def __call__(self, x):
+        for layer in self.layers[:-1]:
+            x = nnx.relu(layer(x))
+        return self.layers[-1](x)
+
+
+def mlp(data, config) -> Runner:
+    model = MLP(config["sizes"], rngs=nnx.Rngs(0))
+    return _epochs(model, lambda m, x, y: _xent(m(x), y), data, config)
+
+
+class CNN(nnx.Module):
+    def __init__(self, channels, *, rngs):
+        c1, c2 = channels
+        self.conv1 = nnx.Conv(1, c1, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+        self.conv2 = nnx.Conv(c1, c2, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+        self.max_pool = partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
+        self.linear = nnx.Linear(7 * 7 * c2, 10, rngs=rngs)
+
+    def __call__(self, x):
+        x = self.max_pool(nnx.relu(self.conv1(x)))
+        x = self.max_pool(nnx.relu(self.conv2(x)))
+        return self.linear(x.reshape(x.shape[0], -1))
+
+
+def cnn(data, config) -> Runner:
+    model = CNN(config["channels"], rngs=nnx.Rngs(0))
+    return _epochs(model, lambda m, x, y: _xent(m(x), y), data, config)
+
+
+class LSTM(nnx.Module):
+    def __init__(self, features, hidden, *, rngs):
+        self.rnn = nnx.RNN(nnx.LSTMCell(features, hidden, rngs=rngs))
+        self.linear = nnx.Linear(hidden, 1, rngs=rngs)
+
+    def __call__(self, x):  # (B, T, F)
+        return self.linear(self.rnn(x)[:, -1])
+
+
+def lstm(data, config) -> Runner:
+    model = LSTM(config["features"], config["hidden"], rngs=nnx.Rngs(1))
+    loss_fn = lambda m, x, y: jnp.mean((m(x) - y) ** 2)
+    train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
+    batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+    steps = config["steps"]
+    return Runner(lambda: train(itertools.repeat(batch, steps)), steps * config["batch"])
+
+
+class BiGRU(nnx.Module):
+    def __init__(self, hidden, length, *, rngs):
+        gru = lambda: nnx.RNN(nnx.GRUCell(1, hidden, rngs=rngs))
+        self.rnn = nnx.Bidirectional(gru(), gru())
+        self.linear = nnx.Linear(length * 2 * hidden, 10, rngs=rngs)
+
+    def __call__(self, x):  # (B, T)
+        h = self.rnn(x[..., None])  # (B, T, 2 * hidden), both directions in time order
+        return self.linear(h.reshape(x.shape[0], -1))
+
+
+def gru_mnist1d(data, config) -> Runner:
+    model = BiGRU(config["hidden"], data["x"].shape[1], rngs=nnx.Rngs(0))
+    return _epochs(model, lambda m, x, y: _xent(m(x), y), data, config)

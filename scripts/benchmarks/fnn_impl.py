@@ -1,0 +1,124 @@
+"""fnn, written the way a user would: ``fnn.fit`` for an epoch, ``fnn.train_step`` for a
+step, ``fnn.sweep`` for many runs."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnn
+from benchmarks.jax_common import blocked, donated_updates
+from benchmarks.workloads import Runner
+
+
+def _epoch(net, input_shape, data, config, loss=fnn.losses.softmax_cross_entropy) -> Runner:
+    """One ``fnn.fit`` epoch of Adam per call."""
+    params, _ = net.init(jax.random.key(0), input_shape)
+    objective = fnn.supervised(net, loss, accuracy=False)
+    opt = fnn.optim.adam(config["learning_rate"])
+    x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+    batch = config["batch_size"]
+    run = lambda: fnn.fit(objective, params, opt, (x, y), epochs=1, batch_size=batch,
+                          progress=False).params
+    return Runner(blocked(run), (len(x) // batch) * batch)
+
+
+def quadrant(data, config) -> Runner:
+    from experiments import quadrant as q
+
+    cfg = {**q.CONFIG, "steps": config["steps"]}
+    _, train = q.fnn_trainer(cfg)  # fnn.fit, full batch, all steps in one scan
+    return Runner(blocked(lambda: train().params), config["steps"])
+
+
+def mlp(data, config) -> Runner:
+    *hidden, out = config["sizes"][1:]
+    layers = [l for h in hidden for l in (fnn.Dense(h), fnn.relu)] + [fnn.Dense(out)]
+    return _epoch(fnn.serial(*layers), (config["sizes"][0],), data, config)
+
+
+def cnn(data, config) -> Runner:
+    c1, c2 = config["channels"]
+    net = fnn.serial(fnn.Conv2D(c1, 3), fnn.relu, fnn.MaxPool(2), fnn.Conv2D(c2, 3), fnn.relu,
+                     fnn.MaxPool(2), fnn.Flatten(), fnn.Dense(10))
+    return _epoch(net, (28, 28, 1), data, config)
+
+
+def gru_mnist1d(data, config) -> Runner:
+    from experiments.mnist1d_gru import model
+
+    return _epoch(model(config["hidden"]), (40,), data, config)
+
+
+def lstm(data, config) -> Runner:
+    """``config['steps']`` calls of the jitted, donating ``fnn.train_step``."""
+    net = fnn.serial(fnn.Recurrent(fnn.LSTMCell(config["hidden"]), return_sequences=False),
+                     fnn.Dense(1))
+    params, state = net.init(jax.random.key(1), (config["length"], config["features"]))
+    opt = fnn.optim.adam(config["learning_rate"])
+    step = jax.jit(fnn.train_step(fnn.supervised(net, fnn.losses.mse), opt), donate_argnums=0)
+    batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+    box = [fnn.TrainState(params, state, opt.init(params), jnp.zeros((), jnp.int32))]
+
+    def run():
+        for _ in range(config["steps"]):
+            box[0], _ = step(box[0], batch, None)
+        return box[0].params
+
+    return Runner(blocked(run), config["steps"] * config["batch"])
+
+
+def adam(data, config) -> Runner:
+    return donated_updates(fnn.optim.adam(config["learning_rate"]), fnn.optim.apply_updates,
+                           config)
+
+
+def _quadrant_runs(data, config):
+    from experiments import quadrant as q
+
+    net = q.network(config["hidden"])
+    objective = fnn.supervised(net, fnn.losses.softmax_cross_entropy, l2=config["l2"],
+                               accuracy=False)
+    init = lambda key: net.init(key, (2,))[0]
+    return objective, init, (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+
+
+def sweep_quadrant(data, config) -> Runner:
+    objective, init, xy = _quadrant_runs(data, config)
+    seeds = np.arange(config["runs"])
+    run = lambda: fnn.sweep(objective, init, fnn.optim.sgd, xy, seeds=seeds,
+                            hparams={"learning_rate": config["learning_rate"]},
+                            epochs=config["steps"]).params
+    return Runner(blocked(run), config["runs"])
+
+
+def fits_quadrant(data, config) -> Runner:
+    objective, init, xy = _quadrant_runs(data, config)
+    starts = [init(jax.random.key(s)) for s in range(config["runs"])]
+    opt = fnn.optim.sgd(config["learning_rate"])
+    run = lambda: [fnn.fit(objective, p, opt, xy, seed=s, epochs=config["steps"],
+                           progress=False).params for s, p in enumerate(starts)]
+    return Runner(blocked(run), config["runs"])
+
+
+def _digits_runs(data, config):
+    net = fnn.serial(fnn.Dense(config["hidden"]), fnn.relu, fnn.Dense(10))
+    params, _ = net.init(jax.random.key(0), (data["x"].shape[1],))
+    lrs = np.geomspace(*config["learning_rates"], config["runs"]).astype(np.float32)
+    return fnn.supervised(net), params, (jnp.asarray(data["x"]), jnp.asarray(data["y"])), lrs
+
+
+def sweep_digits(data, config) -> Runner:
+    objective, p0, xy, lrs = _digits_runs(data, config)
+    run = lambda: fnn.sweep(objective, p0, fnn.optim.sgd, xy, seeds=0,
+                            hparams={"learning_rate": lrs}, epochs=config["epochs"],
+                            batch_size=config["batch_size"]).params
+    return Runner(blocked(run), config["runs"])
+
+
+def fits_digits(data, config) -> Runner:
+    objective, p0, xy, lrs = _digits_runs(data, config)
+    opts = [fnn.optim.sgd(float(lr)) for lr in lrs]
+    run = lambda: [fnn.fit(objective, p0, o, xy, seed=0, epochs=config["epochs"],
+                           batch_size=config["batch_size"], progress=False).params for o in opts]
+    return Runner(blocked(run), config["runs"])

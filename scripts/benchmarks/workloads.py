@@ -1,0 +1,155 @@
+"""What is measured: each workload's sizes, data, implementations, baseline and FLOPs per unit.
+
+Every implementation of a workload gets the same NumPy data (made once by the driver and
+saved to an ``.npz`` file, so a worker process need not import the library that made it)
+and the same sizes. An implementation ``"lib"`` of workload ``w`` is the function ``w`` of
+``benchmarks.lib_impl`` unless the workload names another function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+class Runner(NamedTuple):
+    """What an implementation returns: ``run()`` does ``work`` units of the workload (steps,
+    samples, updates, runs, GFLOP) and returns only when they are done (on the device too)."""
+    run: Callable[[], object]
+    work: float
+
+
+PEERS = ("flax", "equinox", "haiku", "torch")
+MODELS = ("fnn", "jax", *PEERS)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``impls``: {label: "module.function"} in table order; ``baseline``: the label every
+    rate is divided by; ``flops``: floating-point operations per unit of work (None where
+    they are not well defined)."""
+    unit: str
+    description: str
+    config: dict
+    impls: dict
+    baseline: str = "jax"
+    flops: float | None = None
+    peers: tuple = field(default=PEERS)
+
+
+def _impls(workload: str, labels) -> dict:
+    return {label: f"{label}_impl.{workload}" for label in labels}
+
+
+def _dense_macs(sizes) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def _training_flops(macs: int, first_layer_macs: int) -> float:
+    """Forward 2·MAC, weight gradients 2·MAC, input gradients 2·MAC except the first layer's."""
+    return 2.0 * macs + 2.0 * macs + 2.0 * (macs - first_layer_macs)
+
+
+QUADRANT = {"hidden": 50, "learning_rate": 0.001, "l2": 0.001, "steps": 10_000}
+MLP = {"sizes": (784, 256, 256, 10), "n": 60_000, "batch_size": 128, "learning_rate": 1e-3}
+CNN = {"n": 1024, "batch_size": 128, "channels": (16, 32), "learning_rate": 1e-3}
+LSTM = {"batch": 64, "length": 100, "features": 32, "hidden": 128, "steps": 10,
+        "learning_rate": 1e-3}
+GRU = {"hidden": 6, "batch_size": 100, "learning_rate": 1e-2}  # MNIST-1D: 4000 x 40, one epoch
+ADAM = {"leaves": 50, "size": 200_000, "steps": 10, "learning_rate": 1e-3}
+GEMM = {"size": 2048}
+SWEEP_QUADRANT = {**QUADRANT, "runs": 32}
+SWEEP_DIGITS = {"hidden": 64, "runs": 16, "epochs": 10, "batch_size": 32,
+                "learning_rates": (1e-3, 0.5)}
+
+
+def _cnn_macs() -> tuple[int, int]:
+    c1, c2 = CNN["channels"]
+    conv1 = 28 * 28 * 9 * 1 * c1
+    conv2 = 14 * 14 * 9 * c1 * c2
+    return conv1 + conv2 + 7 * 7 * c2 * 10, conv1
+
+
+def _lstm_flops() -> float:
+    f, h, t = LSTM["features"], LSTM["hidden"], LSTM["length"]
+    macs = t * (f + h) * 4 * h + h
+    return _training_flops(macs, t * f * 4 * h)
+
+
+def _gru_flops() -> float:
+    h, t = GRU["hidden"], 40
+    macs = 2 * t * (1 + h) * 3 * h + 2 * t * h * 10
+    return _training_flops(macs, 2 * t * 3 * h)
+
+
+WORKLOADS = {
+    "gemm": Workload(
+        "GFLOP/s", f"{GEMM['size']}^3 float32 matmul: the machine's ceiling", GEMM,
+        {"jax": "jax_impl.gemm", "numpy": "numpy_impl.gemm", "torch": "torch_impl.gemm"},
+        flops=1e9, peers=("torch",)),
+    "quadrant": Workload(
+        "steps/s", "the notes' 2-50-4 quadrant net, full-batch SGD with L2 (float32)", QUADRANT,
+        {**_impls("quadrant", MODELS[:2]), "numpy": "numpy_impl.quadrant",
+         **_impls("quadrant", PEERS)},
+        flops=4 * _training_flops(_dense_macs((2, 50, 4)), 2 * 50)),
+    "mlp": Workload(
+        "samples/s", "784-256-256-10 ReLU MLP, Adam, batch 128, 60000 examples per epoch", MLP,
+        _impls("mlp", MODELS),
+        flops=_training_flops(_dense_macs(MLP["sizes"]), 784 * 256)),
+    "cnn": Workload(
+        "samples/s", "conv3x3(16)-pool-conv3x3(32)-pool-dense(10) on 28x28x1, Adam, batch 128",
+        CNN, _impls("cnn", MODELS), flops=_training_flops(*_cnn_macs())),
+    "lstm": Workload(
+        "samples/s", "LSTM (input 32, hidden 128, 100 steps, batch 64) -> last h -> dense(1), "
+        "MSE, Adam", LSTM, _impls("lstm", MODELS), flops=_lstm_flops()),
+    "gru_mnist1d": Workload(
+        "samples/s", "MNIST-1D bidirectional GRU (hidden 6) -> flatten -> dense(10), Adam 1e-2, "
+        "batch 100", GRU, _impls("gru_mnist1d", MODELS), flops=_gru_flops()),
+    "adam": Workload(
+        "updates/s", "one Adam update of 10M parameters in 50 leaves (jitted, donated)", ADAM,
+        {"fnn": "fnn_impl.adam", "optax": "jax_impl.adam", "torch": "torch_impl.adam"},
+        baseline="optax", peers=("torch",)),
+    "sweep_quadrant": Workload(
+        "runs/s", "32 seeds of the quadrant net (10000 steps each)", SWEEP_QUADRANT,
+        {"fnn sweep": "fnn_impl.sweep_quadrant", "fnn fits": "fnn_impl.fits_quadrant",
+         "jax vmap": "jax_impl.vmap_quadrant"},
+        baseline="fnn fits", peers=()),
+    "sweep_digits": Workload(
+        "runs/s", "16 SGD learning rates of a 64-64-10 digits MLP (10 epochs, batch 32)",
+        SWEEP_DIGITS,
+        {"fnn sweep": "fnn_impl.sweep_digits", "fnn fits": "fnn_impl.fits_digits"},
+        baseline="fnn fits", peers=()),
+}
+
+
+def make_data(name: str) -> dict[str, np.ndarray]:
+    """The arrays every implementation of workload ``name`` trains on (float32 / int32)."""
+    rng = np.random.default_rng(0)
+    if name in ("quadrant", "sweep_quadrant"):
+        from experiments import quadrant
+
+        w1, b1, w2, b2 = quadrant.initial_weights(QUADRANT["hidden"], 1)
+        return {"x": quadrant.POINTS.astype(np.float32), "y": quadrant.LABELS.astype(np.int32),
+                "w1": w1.astype(np.float32), "b1": b1[0].astype(np.float32),
+                "w2": w2.astype(np.float32), "b2": b2[0].astype(np.float32)}
+    if name == "mlp":
+        return {"x": rng.standard_normal((MLP["n"], 784), np.float32),
+                "y": rng.integers(0, 10, MLP["n"]).astype(np.int32)}
+    if name == "cnn":
+        return {"x": rng.standard_normal((CNN["n"], 28, 28, 1), np.float32),
+                "y": rng.integers(0, 10, CNN["n"]).astype(np.int32)}
+    if name == "lstm":
+        c = LSTM
+        return {"x": rng.standard_normal((c["batch"], c["length"], c["features"]), np.float32),
+                "y": rng.standard_normal((c["batch"], 1), np.float32)}
+    if name == "gru_mnist1d":
+        from fnn.data import load_mnist1d
+
+        split = load_mnist1d()
+        return {"x": split.x_train.astype(np.float32), "y": split.y_train.astype(np.int32)}
+    if name == "sweep_digits":
+        from fnn.data import load_digits
+
+        split = load_digits()
+        return {"x": split.x_train.astype(np.float32), "y": split.y_train.astype(np.int32)}
+    return {}  # adam, gemm: made inside the implementation, from fixed seeds

@@ -1,0 +1,70 @@
+"""scripts/bench.py: the driver runs each implementation in its own process, reports ratios,
+skips a missing peer, and its FLOP counts agree with XLA's. (No timing is asserted.)"""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "scripts" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_script", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # puts scripts/ on sys.path for `benchmarks`
+    return module
+
+
+@pytest.mark.parametrize("name, input_shape", [("mlp", (784,)), ("cnn", (28, 28, 1))])
+def test_training_flops_per_sample_agree_with_xla_cost_analysis(bench, name, input_shape):
+    from benchmarks import jax_impl
+    from benchmarks.workloads import WORKLOADS
+
+    params, loss = getattr(jax_impl, f"{name}_model")(WORKLOADS[name].config)
+    batch = 4
+    x, y = jnp.ones((batch, *input_shape)), jnp.zeros(batch, jnp.int32)
+    with jax.numpy_rank_promotion("allow"):  # the baseline is idiomatic JAX: it broadcasts
+        cost = jax.jit(jax.grad(loss)).lower(params, x, y).compile().cost_analysis()
+    assert cost["flops"] / batch == pytest.approx(WORKLOADS[name].flops, rel=0.05)
+
+
+def test_a_missing_peer_is_skipped_and_said(bench, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "benchmarks.torch_impl", raising=False)
+    assert bench.worker("gemm", "torch", "", 1) == {"skipped": "torch is not installed"}
+
+
+def test_every_workload_names_an_existing_baseline_and_implementations(bench):
+    from benchmarks.workloads import WORKLOADS
+
+    for name, spec in WORKLOADS.items():
+        assert spec.baseline in spec.impls, name
+        for label, target in spec.impls.items():
+            module, function = target.rsplit(".", 1)
+            path = ROOT / "scripts" / "benchmarks" / f"{module}.py"
+            assert f"def {function}(" in path.read_text(), (name, label, target)
+
+
+@pytest.mark.slow
+def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(BENCH), "quadrant", "--impls", "fnn,jax",
+                           "--repeats", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("|")[2].strip(): line for line in proc.stdout.splitlines()
+            if line.startswith("| quadrant |")}
+    assert set(rows) == {"fnn", "jax"}
+    assert "1.00x jax" in rows["jax"]
+    results = json.loads(out.read_text())["results"]["quadrant"]
+    assert results["fnn"]["rate"] > 0 and results["jax"]["rate"] > 0
+    assert results["fnn"]["peak_rss_mib"] > 0 and results["fnn"]["compile_s"] >= 0
+    pids = {results["fnn"]["pid"], results["jax"]["pid"]}
+    assert len(pids) == 2 and not pids & {subprocess.os.getpid()}
