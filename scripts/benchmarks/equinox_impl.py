@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.workloads import Runner
+from benchmarks.workloads import Runner, shuffled_epochs
 
 
 def _xent(logits, y):
@@ -45,20 +45,10 @@ def _trainer(model, tx, loss_fn):
     return train
 
 
-def _epochs(model, loss_fn, x, y, config) -> Runner:
-    """One epoch of Adam per call: a NumPy shuffle, then contiguous minibatches (the last
-    partial one dropped)."""
+def _epochs(model, loss_fn, data, config) -> Runner:
+    """One shuffled epoch of Adam per call."""
     train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
-    batch = config["batch_size"]
-    n = len(x) // batch * batch
-    rng = np.random.default_rng(0)
-
-    def run():
-        perm = rng.permutation(len(x))
-        xs, ys = x[perm], y[perm]
-        return train((xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch))
-
-    return Runner(run, n)
+    return shuffled_epochs(train, data, config["batch_size"])
 
 
 def quadrant(data, config) -> Runner:
@@ -84,7 +74,7 @@ def mlp(data, config) -> Runner:
     n_in, width, _, n_out = config["sizes"]
     model = eqx.nn.MLP(n_in, n_out, width, depth=len(config["sizes"]) - 2,
                        activation=jax.nn.relu, key=jax.random.key(0))
-    return _epochs(model, _batched(_xent), data["x"], data["y"], config)
+    return _epochs(model, _batched(_xent), data, config)
 
 
 def cnn(data, config) -> Runner:
@@ -101,7 +91,7 @@ def cnn(data, config) -> Runner:
         eqx.nn.Linear(7 * 7 * c2, 10, key=k3),
     ])
     x = np.ascontiguousarray(data["x"].transpose(0, 3, 1, 2))  # equinox convs are channels-first
-    return _epochs(model, _batched(_xent), x, data["y"], config)
+    return _epochs(model, _batched(_xent), {**data, "x": x}, config)
 
 
 class LSTM(eqx.Module):
@@ -149,4 +139,4 @@ class BiGRU(eqx.Module):
 
 def gru_mnist1d(data, config) -> Runner:
     model = BiGRU(config["hidden"], data["x"].shape[1], key=jax.random.key(0))
-    return _epochs(model, _batched(_xent), data["x"], data["y"], config)
+    return _epochs(model, _batched(_xent), data, config)

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from benchmarks.workloads import Runner
+from benchmarks.workloads import Runner, shuffled_epochs
 
 
 def _xent(logits, y):
@@ -41,19 +41,9 @@ def _trainer(model, tx, loss_fn):
 
 
 def _epochs(model, loss_fn, data, config) -> Runner:
-    """One epoch of Adam per call: a NumPy shuffle, then contiguous minibatches (the last
-    partial one dropped)."""
+    """One shuffled epoch of Adam per call."""
     train = _trainer(model, optax.adam(config["learning_rate"]), loss_fn)
-    x, y, batch = data["x"], data["y"], config["batch_size"]
-    n = len(x) // batch * batch
-    rng = np.random.default_rng(0)
-
-    def run():
-        perm = rng.permutation(len(x))
-        xs, ys = x[perm], y[perm]
-        return train((xs[i:i + batch], ys[i:i + batch]) for i in range(0, n, batch))
-
-    return Runner(run, n)
+    return shuffled_epochs(train, data, config["batch_size"])
 
 
 class Quadrant(nnx.Module):

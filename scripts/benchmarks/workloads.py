@@ -19,6 +19,21 @@ class Runner(NamedTuple):
     work: float
 
 
+def shuffled_epochs(train, data, batch_size: int) -> Runner:
+    """The peers' epoch: per call a NumPy permutation of the host arrays, then
+    ``train(batches)`` over its contiguous minibatches (the last partial one dropped)."""
+    x, y = data["x"], data["y"]
+    n = len(x) // batch_size * batch_size
+    rng = np.random.default_rng(0)
+
+    def run():
+        perm = rng.permutation(len(x))
+        xs, ys = x[perm], y[perm]
+        return train((xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size))
+
+    return Runner(run, n)
+
+
 PEERS = ("flax", "equinox", "haiku", "torch")
 MODELS = ("fnn", "jax", *PEERS)
 
