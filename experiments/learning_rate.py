@@ -7,14 +7,22 @@ diverges (non-finite losses are recorded as diverged and drawn clipped). The not
 Playground observation - at learning rate 1 "the output disappeared and the weights were all
 tiny" - is looked for too: a run whose output no longer depends on the input (every ReLU unit
 of a layer dead).
+
+The same grid is then run over ``seeds`` initialisations, learning rates x seeds in one
+``fnn.sweep`` per set: the median final loss per rate with its min-max band over seeds
+(diverged runs counted, not averaged), to see which of the one-initialisation findings hold
+for other starts.
 """
 from __future__ import annotations
+
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import fnn
+from experiments import _lr_curves
 from experiments._claims import check, claim, describe_checks, finite_or_none, trainer, verdict
 from fnn import plot
 from fnn.data import playground
@@ -23,8 +31,8 @@ DESCRIPTION = "learning rates 1e-4..10 on one net: slow / good / oscillating / d
 
 CONFIG = {"learning_rates": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0],
           "datasets": ["circle", "spiral"], "n": 400, "noise": 0.05, "hidden": [16, 16],
-          "steps": 1000, "seed": 0, "oscillation": 0.25, "slow": 0.9}
-QUICK = {"learning_rates": [1e-4, 1e-2, 1.0, 3.0, 10.0], "steps": 150}
+          "steps": 1000, "seed": 0, "oscillation": 0.25, "slow": 0.9, "seeds": 5}
+QUICK = {"learning_rates": [1e-4, 1e-2, 1.0, 3.0, 10.0], "steps": 150, "seeds": 3}
 
 CLAIM = claim(
     "（tensorflow playground）刚尝试了一组，但是不知道为什么输出一直在震荡，而且震荡的非常厉害，什么原因呢？"
@@ -155,7 +163,57 @@ def run(config):
                              ['mean_abs_weight_per_layer']) for k in dead_runs)
         + ")" if dead_runs else "; no run's output died")
     out["checks_text"] = describe_checks(checks)
+    out["over_seeds"] = over_seeds(config, sets, net, objective)
+    out["summary"] += "; " + _seeds_sentence(out["over_seeds"])
     return out
+
+
+def over_seeds(config, sets, net, objective) -> dict:
+    """Per set, one ``fnn.sweep`` over learning rates x ``config['seeds']`` seeds (seed ``s``:
+    its own initialisation ``net.init(key(s))``; seed ``config['seed']`` is the start used
+    above), full-batch as above; the final loss per rate: median, min-max band, diverged count
+    (non-finite, or not below that run's initial loss, as in :func:`classify`)."""
+    n_seeds, lrs = config["seeds"], config["learning_rates"]
+    lr_runs, seed_runs = _lr_curves.grid(lrs, n_seeds, config["seed"])
+    init = lambda key: net.init(key, (2,))[0]
+    out = {"seeds": [int(s) for s in seed_runs[:n_seeds]], "runs_per_set": int(lr_runs.size),
+           "datasets": {}}
+    for name, (x, y) in zip(config["datasets"], sets):
+        start = time.perf_counter()
+        res = fnn.sweep(objective, init, fnn.optim.sgd, (x, y), seeds=seed_runs,
+                        hparams={"learning_rate": lr_runs}, epochs=config["steps"])
+        seconds = time.perf_counter() - start
+        loss = np.asarray(res.history["loss"], np.float64).reshape(len(lrs), n_seeds, -1)
+        initial, final = loss[..., 0], loss[..., -1]  # each epoch's loss is before its step
+        diverged = ~np.isfinite(final) | (final >= initial)
+        rows = _lr_curves.band(final, diverged)
+        best = _lr_curves.best(rows)
+        out["datasets"][name] = {
+            "initial_loss": finite_or_none(initial[0]),
+            "by_learning_rate": {f"{lr:g}": {"learning_rate": lr, "runs": n_seeds, **row}
+                                 for lr, row in zip(lrs, rows)},
+            "best_learning_rate": None if best is None else lrs[best],
+            "diverged_runs": int(diverged.sum()),
+            "seconds": seconds,  # the first set's includes the compilation
+        }
+    return out
+
+
+def _seeds_sentence(seeds: dict) -> str:
+    n_seeds, parts = len(seeds["seeds"]), []
+    for name, d in seeds["datasets"].items():
+        rows = d["by_learning_rate"]
+        if d["best_learning_rate"] is None:
+            parts.append(f"{name}: every rate has a diverged run")
+            continue
+        b = rows[f"{d['best_learning_rate']:g}"]
+        diverged = [k for k, r in rows.items() if r["diverged"]]
+        parts.append(f"{name}: lowest median final loss at lr {d['best_learning_rate']:g} "
+                     f"({b['median']:.2g}, seeds {b['min']:.2g}-{b['max']:.2g}), "
+                     f"{d['diverged_runs']} run(s) diverged"
+                     + (f" (at lr {', '.join(diverged)})" if diverged else ""))
+    return (f"over {n_seeds} initialisations (one fnn.sweep of {seeds['runs_per_set']} runs per "
+            f"set): " + "; ".join(parts))
 
 
 COLORS_BY_KIND = {"slow": "#7f7f7f", "good": "#2ca02c", "oscillating": "#ff7f0e",
@@ -205,4 +263,23 @@ def figures(results, out_dir):
         plot.decorate(ax_curves, xlabel="step (full batch)", ylabel="training loss (clipped)",
                       title=f"{name}: one curve per behaviour", logy=True, legend_size=7)
     paths.append(plot.save(fig, f"{out_dir}/learning_rate.png"))
+    paths.append(_seeds_figure(results["over_seeds"], out_dir))
     return paths
+
+
+def _seeds_figure(seeds: dict, out_dir) -> str:
+    sets = seeds["datasets"]
+    fig, axes = plot.figure(len(sets), size=(5.0, 3.8))
+    for ax, (name, d) in zip(np.atleast_1d(axes), sets.items()):
+        rows = list(d["by_learning_rate"].values())
+        initial = [v for v in d["initial_loss"] if v is not None]
+        clip = 10 * max(initial)
+        _lr_curves.draw(ax, [r["learning_rate"] for r in rows], rows, color=plot.COLORS[0],
+                        label="median over seeds (band: min-max)", clip=clip, points=True)
+        ax.plot([], [], "x", color=plot.COLORS[0], label="diverged run (label: count/seeds)")
+        ax.axhline(float(np.median(initial)), color="k", ls=":", lw=1, label="initial loss")
+        ax.set_xscale("log")
+        plot.decorate(ax, xlabel="learning rate",
+                      ylabel=f"final loss (clipped at {clip:.2g})", logy=True, legend_size=7,
+                      title=f"{name}: {len(initial)} seeds, each its own init")
+    return plot.save(fig, f"{out_dir}/learning_rate_seeds.png")

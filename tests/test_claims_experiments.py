@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import experiments
-from experiments import _claims, depth_vs_width, learning_rate, regularization
+from experiments import _claims, _lr_curves, depth_vs_width, learning_rate, regularization
 
 CLAIM_EXPERIMENTS = ("activations", "initialization", "regularization", "preprocessing",
                      "depth_vs_width", "universal_approximation", "learning_rate", "batch_size",
@@ -92,6 +92,22 @@ def test_learning_rate_kinds_and_nonfinite_losses():
     assert learning_rate.classify([1.0, 0.5, 0.6, 0.3, 0.4, 0.2], 1.0, config) == "oscillating"
     assert learning_rate.classify([1.0, 0.5, 0.3, 0.1], 1.0, config) == "good"
     assert _claims.finite_or_none([1.0, np.inf, np.nan]) == [1.0, None, None]
+
+
+def test_lr_band_counts_nonfinite_runs_and_never_averages_them():
+    lrs, seeds = _lr_curves.grid([0.1, 1.0, 10.0], 3, first_seed=4)
+    assert lrs.tolist() == pytest.approx([0.1] * 3 + [1.0] * 3 + [10.0] * 3)
+    assert seeds.tolist() == [4, 5, 6] * 3 and seeds.dtype == np.int32
+    finals = np.array([[0.5, 0.2, 0.3], [0.1, np.nan, 0.9], [np.inf, np.nan, np.nan]])
+    rows = _lr_curves.band(finals, diverged=finals >= 0.8)
+    assert rows[0] == {"median": 0.3, "min": 0.2, "max": 0.5, "nonfinite": 0, "diverged": 0,
+                       "diverged_seeds": [], "values": [0.5, 0.2, 0.3]}
+    assert (rows[1]["median"], rows[1]["min"], rows[1]["max"]) == (0.5, 0.1, 0.9)
+    assert rows[1]["nonfinite"] == 1 and rows[1]["diverged_seeds"] == [1, 2]
+    assert rows[2]["median"] is None and rows[2]["nonfinite"] == rows[2]["diverged"] == 3
+    assert rows[2]["values"] == [None, None, None]
+    assert _lr_curves.best(rows) == 0
+    assert _lr_curves.best(rows[1:]) is None
 
 
 def test_depth_vs_width_budgets():
@@ -181,6 +197,28 @@ def test_learning_rate(tmp_path):
     kinds = r["kinds"]["circle"]
     assert kinds["0.0001"] == "slow" and kinds["10"] == "diverged"
     assert "good" in kinds.values()
+    # over seeds: one sweep of rates x seeds per set, each seed its own initialisation
+    assert sorted(r["figures"]) == ["learning_rate.png", "learning_rate_seeds.png"]
+    seeds, lrs, n_seeds = r["over_seeds"], r["config"]["learning_rates"], r["config"]["seeds"]
+    assert seeds["runs_per_set"] == len(lrs) * n_seeds and len(seeds["seeds"]) == n_seeds
+    for name, d in seeds["datasets"].items():
+        rows = d["by_learning_rate"]
+        assert list(rows) == [f"{lr:g}" for lr in lrs]
+        for row in rows.values():
+            finite = [v for v in row["values"] if v is not None]
+            assert row["runs"] == len(row["values"]) == n_seeds
+            assert row["nonfinite"] == n_seeds - len(finite) <= row["diverged"]
+            if finite:
+                assert row["min"] == min(finite) <= row["median"] <= max(finite) == row["max"]
+        # seed 0 is the start of the one-initialisation analysis: the same run at the stable
+        # rates (at the oscillating ones rounding differences grow, so only these are compared)
+        single = r["datasets"][name]["by_learning_rate"]
+        for k in ("0.0001", "0.01"):
+            assert rows[k]["values"][0] == pytest.approx(single[k]["final_loss"], rel=1e-4)
+        assert rows["10"]["diverged"] == n_seeds, "the largest rate diverges from every start"
+    circle = seeds["datasets"]["circle"]
+    by = circle["by_learning_rate"]
+    assert by["0.0001"]["median"] > 10 * by[f"{circle['best_learning_rate']:g}"]["median"]
 
 
 @pytest.mark.slow

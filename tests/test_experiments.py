@@ -1,12 +1,15 @@
 """The experiments reproduce the notes' numbers; the runner writes results.json and figures."""
 import json
 
+import jax
 import numpy as np
 import pytest
 
 import experiments
-from experiments import backprop_example
+import fnn
+from experiments import backprop_example, optimizers
 from fnn import cli
+from fnn.data import load_digits
 
 
 def _run(name, tmp_path, quick=True):
@@ -90,9 +93,9 @@ def test_cli_run_with_overrides_writes_results(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_optimizers_experiment_matches_optax_and_draws_both_figures(tmp_path):
+def test_optimizers_experiment_matches_optax_and_draws_its_figures(tmp_path):
     r = _run("optimizers", tmp_path)
-    assert sorted(r["figures"]) == ["mlp_loss.png", "paths.png"]
+    assert sorted(r["figures"]) == ["lr_sensitivity.png", "mlp_loss.png", "paths.png"]
     assert r["max_param_diff_fnn_vs_optax"] < 1e-5
     for problem in ("quadratic", "rosenbrock", "mlp"):
         assert set(r[problem]) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"}
@@ -101,6 +104,34 @@ def test_optimizers_experiment_matches_optax_and_draws_both_figures(tmp_path):
     # plain SGD oscillates across the quadratic's narrow valley: y changes sign step after step
     y = np.asarray(r["quadratic"]["sgd"]["path"])[:10, 1]
     assert np.all(np.sign(y[1:]) == -np.sign(y[:-1]))
+
+    # learning-rate curves: optimizers x rates x seeds in one fnn.sweep
+    sens, cfg = r["lr_sensitivity"], r["config"]
+    assert set(sens["optimizers"]) == set(cfg["lr_optimizers"]) >= {"sgd", "momentum", "adam"}
+    assert sens["runs"] == len(cfg["lr_optimizers"]) * len(cfg["lr_grid"]) * cfg["lr_seeds"]
+    for t in sens["optimizers"].values():
+        rows = list(t["by_learning_rate"].values())
+        assert [row["learning_rate"] for row in rows] == cfg["lr_grid"]
+        for row in rows:
+            for band in (row["train_loss"], row["test_accuracy"]):
+                assert len(band["values"]) == cfg["lr_seeds"]
+                if band["median"] is not None:
+                    assert band["min"] <= band["median"] <= band["max"]
+        assert t["best_learning_rate"] in cfg["lr_grid"]
+        assert rows[0]["train_loss"]["median"] > t["best_median_train_loss"], "smallest rate: slow"
+    assert sens["optimizers"]["adam"]["best_median_test_accuracy"] > 0.85
+    # a run of the sweep (its optimizer picked by one_of's switch) is the plain fit of that run
+    name, lr, j = "momentum", 0.1, 1
+    net = fnn.MLP([cfg["hidden"], 10])
+    digits = load_digits()
+    fitted = fnn.fit(fnn.supervised(net), net.init(jax.random.key(sens["seeds"][j]), (64,))[0],
+                     optimizers.lr_factory(name)(lr), (digits.x_train, digits.y_train),
+                     seed=sens["seeds"][j], epochs=cfg["lr_epochs"],
+                     batch_size=cfg["lr_batch_size"], progress=False)
+    loss = float(fnn.losses.softmax_cross_entropy(net(fitted.params, digits.x_train),
+                                                  digits.y_train))
+    swept = sens["optimizers"][name]["by_learning_rate"][f"{lr:g}"]["train_loss"]["values"][j]
+    assert swept == pytest.approx(loss, rel=1e-4)
 
 
 def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path):
