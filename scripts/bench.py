@@ -18,7 +18,9 @@ implementations in ``scripts/benchmarks/<library>_impl.py``:
   from a Python loop; ``torch`` (eager, ``torch.optim``). A missing peer is skipped and said.
 
 Every implementation runs in its own process: one call as warm-up (its excess over the
-median is reported as compile time), then the median of ``--repeats`` timed calls. Peak
+median is reported as compile time), then the median of ``--repeats`` timed calls. Processes
+of a workload's implementations take turns for ``--rounds`` rounds, and each figure is the
+median over the rounds: a slow spell of the machine then hits every implementation. Peak
 memory is the process's peak resident set size (and the device's peak on a GPU). GFLOP/s
 counts the training FLOPs per unit (forward 2, weight gradients 2, input gradients 2 per
 multiply-accumulate of the matmuls and convolutions; elementwise work is not counted) and is
@@ -101,6 +103,17 @@ def _run_worker(workload: str, label: str, data_path: str, repeats: int) -> dict
     return {"error": f"exit {proc.returncode}: {tail}"}
 
 
+def _median_round(runs: list[dict]) -> dict:
+    """One implementation's figures over rounds (separate processes): each number's median,
+    ``rate_per_round`` kept; a skip or an error as the first round reported it."""
+    done = [r for r in runs if "rate" in r]
+    if len(done) < len(runs):
+        return next(r for r in runs if "rate" not in r)
+    out = {k: statistics.median(r[k] for r in done) for k, v in done[0].items()
+           if isinstance(v, (int, float)) and k != "pid"}
+    return {**out, "rate_per_round": [r["rate"] for r in done], "pids": [r["pid"] for r in done]}
+
+
 def _machine() -> str:
     import jax
 
@@ -146,13 +159,17 @@ def main(argv=None) -> int:
     parser.add_argument("workloads", nargs="*", choices=[[], *WORKLOADS], default=[],
                         metavar="WORKLOAD", help=f"any of: {', '.join(WORKLOADS)} (default all)")
     parser.add_argument("--impls", help="comma-separated implementation labels (default all)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per implementation")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per process")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="processes per implementation, interleaved with the other "
+                             "implementations' so that machine noise hits them alike; the "
+                             "table shows medians over rounds")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     parser.add_argument("--data", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
+    if args.repeats < 1 or args.rounds < 1:
+        parser.error("--repeats and --rounds must be >= 1")
     if args.worker:
         print(MARK + json.dumps(worker(*args.worker, args.data, args.repeats)), flush=True)
         return 0
@@ -172,7 +189,9 @@ def main(argv=None) -> int:
 
             np.savez(data_path, **make_data(name))
             labels = [l for l in spec.impls if wanted is None or l in wanted]
-            results[name] = {l: _run_worker(name, l, data_path, args.repeats) for l in labels}
+            rounds = [{l: _run_worker(name, l, data_path, args.repeats) for l in labels}
+                      for _ in range(args.rounds)]
+            results[name] = {l: _median_round([r[l] for r in rounds]) for l in labels}
             failed |= any("error" in r for r in results[name].values())
             if name == "gemm" and "rate" in results[name].get("jax", {}):
                 gemm = results[name]["jax"]["rate"]
@@ -181,6 +200,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": _machine(), "versions": _versions(), "repeats": args.repeats,
+             "rounds": args.rounds,
              "gemm_gflops": gemm, "results": results}, indent=2) + "\n")
     return 1 if failed else 0
 

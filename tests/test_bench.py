@@ -56,7 +56,7 @@ def test_every_workload_names_an_existing_baseline_and_implementations(bench):
 def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "quadrant", "--impls", "fnn,jax",
-                           "--repeats", "1", "--json", str(out)],
+                           "--repeats", "1", "--rounds", "2", "--json", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("|")[2].strip(): line for line in proc.stdout.splitlines()
@@ -66,5 +66,7 @@ def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     results = json.loads(out.read_text())["results"]["quadrant"]
     assert results["fnn"]["rate"] > 0 and results["jax"]["rate"] > 0
     assert results["fnn"]["peak_rss_mib"] > 0 and results["fnn"]["compile_s"] >= 0
-    pids = {results["fnn"]["pid"], results["jax"]["pid"]}
-    assert len(pids) == 2 and not pids & {subprocess.os.getpid()}
+    assert len(results["fnn"]["rate_per_round"]) == 2
+    assert results["fnn"]["rate"] == pytest.approx(sum(results["fnn"]["rate_per_round"]) / 2)
+    pids = {*results["fnn"]["pids"], *results["jax"]["pids"]}  # a process per round and impl
+    assert len(pids) == 4 and not pids & {subprocess.os.getpid()}
