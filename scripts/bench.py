@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
 
-from benchmarks.workloads import WORKLOADS, make_data  # noqa: E402
+from benchmarks.workloads import PEERS, WORKLOADS, make_data  # noqa: E402
 
 MARK = "BENCH_RESULT "
 
@@ -112,6 +112,25 @@ def _median_round(runs: list[dict]) -> dict:
     out = {k: statistics.median(r[k] for r in done) for k, v in done[0].items()
            if isinstance(v, (int, float)) and k != "pid"}
     return {**out, "rate_per_round": [r["rate"] for r in done], "pids": [r["pid"] for r in done]}
+
+
+def _summary(results: dict) -> str:
+    """One row a workload: every implementation's rate and fnn's two ratios."""
+    order = ("fnn", "fnn sweep", "fnn fits", "jax", "jax vmap", "optax", *PEERS, "numpy")
+    labels = sorted({l for r in results.values() for l in r},
+                    key=lambda l: order.index(l) if l in order else len(order))
+    lines = ["| workload | unit | " + " | ".join(labels) + " | fnn ÷ baseline | fnn ÷ best peer |",
+             "|---|---|" + "---|" * (len(labels) + 2)]
+    for name, r in results.items():
+        spec = WORKLOADS[name]
+        rate = lambda l: r.get(l, {}).get("rate")
+        cells = [f"{rate(l):,.0f}" if rate(l) else "" for l in labels]
+        ours = rate("fnn") or rate("fnn sweep")
+        peers = [rate(l) for l in spec.peers if rate(l)]
+        vs_base = f"{ours / rate(spec.baseline):.2f}x" if ours and rate(spec.baseline) else ""
+        vs_peer = f"{ours / max(peers):.2f}x" if ours and peers else ""
+        lines.append(f"| {name} | {spec.unit} | " + " | ".join(cells) + f" | {vs_base} | {vs_peer} |")
+    return "\n".join(lines)
 
 
 def _machine() -> str:
@@ -197,6 +216,7 @@ def main(argv=None) -> int:
                 gemm = results[name]["jax"]["rate"]
             for label, r in results[name].items():
                 print(_row(name, label, r, results[name], gemm), flush=True)
+    print("\n" + _summary(results))
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": _machine(), "versions": _versions(), "repeats": args.repeats,

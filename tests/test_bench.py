@@ -61,11 +61,13 @@ def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {line.split("|")[2].strip(): line for line in proc.stdout.splitlines()
             if line.startswith("| quadrant |")}
-    assert set(rows) == {"fnn", "jax"}
+    assert set(rows) == {"fnn", "jax", "steps/s"}  # a row per implementation, one summary row
     assert "1.00x jax" in rows["jax"]
     results = json.loads(out.read_text())["results"]["quadrant"]
     assert results["fnn"]["rate"] > 0 and results["jax"]["rate"] > 0
     assert results["fnn"]["peak_rss_mib"] > 0 and results["fnn"]["compile_s"] >= 0
+    ratio = results["fnn"]["rate"] / results["jax"]["rate"]
+    assert f"| {ratio:.2f}x |" in rows["steps/s"]  # the summary's fnn / baseline
     assert len(results["fnn"]["rate_per_round"]) == 2
     assert results["fnn"]["rate"] == pytest.approx(sum(results["fnn"]["rate_per_round"]) / 2)
     pids = {*results["fnn"]["pids"], *results["jax"]["pids"]}  # a process per round and impl
