@@ -62,7 +62,8 @@ def worker(workload: str, label: str, data_path: str, repeats: int) -> dict:
         build = getattr(importlib.import_module(f"benchmarks.{module}"), function)
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] in ("flax", "equinox", "haiku", "torch"):
-            return {"skipped": f"{e.name.split('.')[0]} is not installed"}
+            return {"skipped": f"{e.name.split('.')[0]} is not installed "
+                               f"(pip install -e '.[bench]')"}
         raise
     import numpy as np
 
@@ -193,7 +194,7 @@ def main(argv=None) -> int:
         print(MARK + json.dumps(worker(*args.worker, args.data, args.repeats)), flush=True)
         return 0
 
-    names = args.workloads or list(WORKLOADS)
+    names = [n for n in WORKLOADS if n in args.workloads] or list(WORKLOADS)  # gemm first
     wanted = set(args.impls.split(",")) if args.impls else None
     print(_machine() + "\n")
     print("| workload | implementation | rate | vs baseline | vs best peer | compile s | "

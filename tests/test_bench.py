@@ -38,7 +38,8 @@ def test_training_flops_per_sample_agree_with_xla_cost_analysis(bench, name, inp
 def test_a_missing_peer_is_skipped_and_said(bench, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ModuleNotFoundError
     monkeypatch.delitem(sys.modules, "benchmarks.torch_impl", raising=False)
-    assert bench.worker("gemm", "torch", "", 1) == {"skipped": "torch is not installed"}
+    assert bench.worker("gemm", "torch", "", 1) == {
+        "skipped": "torch is not installed (pip install -e '.[bench]')"}
 
 
 def test_every_workload_names_an_existing_baseline_and_implementations(bench):
