@@ -29,6 +29,7 @@ import numpy as np
 
 from fnn import checkpoint as _ckpt
 from fnn import losses
+from fnn._cpu_grad import value_and_grad
 from fnn._names import did_you_mean
 from fnn.core import Layer
 from fnn.optim.base import apply_updates
@@ -148,8 +149,9 @@ def _checked_step(objective: Objective, optimizer) -> Callable:
     dead code that XLA removes."""
 
     def step(ts: TrainState, batch, key):
-        grad_fn = jax.value_and_grad(objective, has_aux=True)
-        (total, (model_state, metrics)), grads = grad_fn(ts.params, ts.model_state, batch, key, True)
+        training = lambda p, s, b, k: objective(p, s, b, k, True)
+        (total, (model_state, metrics)), grads = value_and_grad(training, has_aux=True)(
+            ts.params, ts.model_state, batch, key)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
         params = apply_updates(ts.params, updates)
         metrics = {"loss": total, **metrics}
@@ -807,7 +809,7 @@ def multi_step(losses: dict[str, Callable], optimizers: dict, *,
         def own(params):
             return losses[name]({**trees, name: params}, state, batch, key, True)
 
-        return jax.value_and_grad(own, has_aux=True)(trees[name])
+        return value_and_grad(own, has_aux=True)(trees[name])
 
     def step(trees, opt_states, batch, key, state=None):
         missing = [n for n in names if n not in trees or n not in opt_states]

@@ -142,35 +142,3 @@ def test_pools_differentiate_under_jit():
         g = jax.jit(jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] ** 2)))(x)
         np.testing.assert_allclose(
             g, jax.grad(lambda x: jnp.sum(layer.apply({}, {}, x)[0] ** 2))(x), rtol=1e-6)
-
-
-@pytest.mark.parametrize("window, in_shape", [
-    ((2,), (2, 9, 3)),            # 1-D, a remainder cell that VALID pooling drops
-    ((2, 2), (2, 6, 7, 3)),
-    ((3, 2), (1, 6, 4, 2)),
-    ((2, 1, 2), (1, 4, 3, 4, 2)),  # 3-D
-])
-def test_tiled_max_pool_gradient_is_reduce_windows_first_maximum_even_on_ties(x64, window,
-                                                                             in_shape):
-    """MaxPool with stride = window computes its gradient as reshape + argmax + one-hot (fast in
-    a scan on XLA:CPU); it must equal reduce_window's select-and-scatter gradient, including
-    which cell of a tied window gets it (the first, row-major) - here many windows tie."""
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.integers(0, 3, in_shape).astype(np.float64))  # values 0, 1, 2: ties
-    pool = fnn.MaxPool(window)
-    reference = lambda x: jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1),
-                                                (1, *window, 1), "VALID")
-    y, vjp = jax.vjp(lambda x: pool({}, x), x)
-    y_ref, vjp_ref = jax.vjp(reference, x)
-    np.testing.assert_array_equal(y, y_ref)
-    g = jnp.asarray(rng.standard_normal(y.shape))
-    np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
-    assert int(jnp.sum(vjp(jnp.ones_like(y))[0] != 0)) == y.size  # one cell per window
-
-
-def test_tiled_max_pool_gradient_avoids_select_and_scatter():
-    x = rand((4, 8, 8, 3))
-    loss = lambda x, layer: jnp.sum(layer({}, x) ** 2)
-    lowered = lambda layer: jax.jit(jax.grad(loss), static_argnums=1).lower(x, layer).as_text()
-    assert "select_and_scatter" not in lowered(fnn.MaxPool(2))
-    assert "select_and_scatter" in lowered(fnn.MaxPool(3, 2))  # overlapping windows: as before

@@ -3,14 +3,20 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from fnn import initializers
 from fnn.core import Layer, require_params
 from fnn.layers._args import int_tuple, is_int, padding_arg, window_output
-from fnn.layers._canonical_conv import conv_general_dilated
 
 __all__ = ["Conv", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose", "ConvTranspose1D",
            "ConvTranspose2D", "ConvTranspose3D"]
+
+
+def _dimension_numbers(n: int) -> lax.ConvDimensionNumbers:
+    """Channels last: x (N, *spatial, C), kernel (*spatial, I, O), y (N, *spatial, C)."""
+    io = (0, n + 1, *range(1, n + 1))
+    return lax.ConvDimensionNumbers(io, (n + 1, n, *range(n)), io)
 
 
 def _spatial_rank(name, kernel_size, input_shape):
@@ -117,7 +123,9 @@ def Conv(features: int, kernel_size, *, strides=1, padding="SAME", dilation=1, g
         _check_input(name, x, n, w.shape[-2] * groups)
         k, s, d, pad = settings(n)
         _, pads = window_output(name, x.shape[1:-1], _dilated(k, d), s, pad, "dilated kernel")
-        y = conv_general_dilated(x, w, s, pads, rhs_dilation=d, feature_group_count=groups)
+        y = lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d,
+                                     dimension_numbers=_dimension_numbers(n),
+                                     feature_group_count=groups)
         return _add_bias(y, params), state
 
     return Layer(name, init_fn, apply_fn)
@@ -215,8 +223,9 @@ def ConvTranspose(features: int, kernel_size, *, strides=1, padding="SAME", outp
         kernel = jnp.swapaxes(kernel, n, n + 2).reshape(*w.shape[:n], c_in // groups,
                                                         f_per_group * groups)
         pads_t = tuple((wi - 1 - lo, wi - 1 - hi + o) for wi, (lo, hi), o in zip(window, pads, op))
-        y = conv_general_dilated(x, kernel, (1,) * n, pads_t, lhs_dilation=s, rhs_dilation=d,
-                                 feature_group_count=groups)
+        y = lax.conv_general_dilated(x, kernel, (1,) * n, pads_t, lhs_dilation=s, rhs_dilation=d,
+                                     dimension_numbers=_dimension_numbers(n),
+                                     feature_group_count=groups)
         return _add_bias(y, params), state
 
     return Layer(name, init_fn, apply_fn)

@@ -1,10 +1,8 @@
 """Pooling over the spatial axes (channels last): max, average, Lp, and global pooling."""
 from __future__ import annotations
 
-import functools
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -63,39 +61,6 @@ def _lowest(dtype):
     return -np.inf if jnp.issubdtype(dtype, jnp.floating) else jnp.iinfo(dtype).min
 
 
-def _split(x, window):
-    """x (B, s_1, ..., s_n, C), s_i a multiple of k_i -> (B, s_1/k_1, k_1, ..., s_n/k_n, k_n, C)."""
-    b, *spatial, c = x.shape
-    return x.reshape(b, *(d for s, k in zip(spatial, window) for d in (s // k, k)), c)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _tiled_max(x, window):
-    """Max over non-overlapping windows that tile x exactly; the gradient goes to the first
-    maximum of each window, as ``lax.reduce_window``'s. Written as a reshape, an argmax and a
-    one-hot because XLA:CPU runs reduce_window's gradient (select-and-scatter) 20-30x slower
-    inside a scan of training steps."""
-    return _split(x, window).max(axis=tuple(range(2, 2 * len(window) + 1, 2)))
-
-
-def _tiled_max_fwd(x, window):
-    return _tiled_max(x, window), x
-
-
-def _tiled_max_bwd(window, x, g):
-    n = len(window)
-    split = _split(x, window)
-    to_last = (0, *range(1, 2 * n, 2), 2 * n + 1, *range(2, 2 * n + 1, 2))  # windows last
-    cells = split.transpose(to_last).reshape(*g.shape, math.prod(window))
-    first = jax.nn.one_hot(jnp.argmax(cells, axis=-1), cells.shape[-1], dtype=g.dtype)
-    dx = (first * g[..., None]).reshape(*g.shape, *window)
-    back = tuple(int(i) for i in np.argsort(to_last))
-    return (dx.transpose(back).reshape(x.shape),)
-
-
-_tiled_max.defvjp(_tiled_max_fwd, _tiled_max_bwd)
-
-
 def MaxPool(window, strides=None, padding="VALID", *, name: str = "max_pool") -> Layer:
     """Max pooling: y[b, i, c] = max_{t < k} x_pad[b, s*i + t, c] (per spatial dim).
 
@@ -110,11 +75,6 @@ def MaxPool(window, strides=None, padding="VALID", *, name: str = "max_pool") ->
     The gradient flows to the (first) maximum of each window.
     """
     def reduce(x, dims, strides_, pads):
-        if (dims == strides_ and all(tuple(p) == (0, 0) for p in pads)
-                and jnp.issubdtype(x.dtype, jnp.floating)):  # windows that tile x
-            k = dims[1:-1]
-            kept = tuple(slice(0, s // w * w) for s, w in zip(x.shape[1:-1], k))
-            return _tiled_max(x[(slice(None), *kept)], k)
         return lax.reduce_window(x, _const(_lowest(x.dtype), x.dtype), lax.max, dims,
                                  strides_, pads)
     return _pool(name, window, strides, padding, reduce)
