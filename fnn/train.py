@@ -126,7 +126,9 @@ def train_step(objective: Objective, optimizer) -> Callable:
         g = d objective / d params;  updates, opt_state = optimizer.update(g, opt_state, params)
         params = params + updates
 
-    Wrap it in ``jax.jit(step, donate_argnums=0)`` to run it alone; ``fit`` scans it.
+    Wrap it in ``jax.jit(step, donate_argnums=0)`` to run it alone; ``fit`` scans it. On the
+    CPU backend the gradient's convolutions and max-pool scatters are computed in the forms
+    XLA:CPU runs fast inside loops (:mod:`fnn._cpu_grad`; same values).
     """
 
     checked = _checked_step(objective, optimizer)
