@@ -334,11 +334,8 @@ def figures(results, out_dir):
     if "relu" in results["gradient_rms_per_layer"]:
         g = results["gradient_rms_per_layer"]["relu"]
         ax_init.plot(np.arange(1, len(g) + 1), g, "k--", label="ReLU, He init")
-    ax_init.set_yscale("log")
-    ax_init.set_xlabel("layer (1 = input side)")
-    ax_init.set_title("sigmoid vanishes under every initialiser")
-    ax_init.grid(alpha=0.3)
-    ax_init.legend(frameon=False, fontsize=8)
+    plot.decorate(ax_init, xlabel="layer (1 = input side)",
+                  title="sigmoid vanishes under every initialiser", logy=True, legend_size=8)
     paths.append(plot.save(fig, f"{out_dir}/gradients_at_init.png"))
 
     # (b) training curves

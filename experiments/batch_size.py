@@ -151,15 +151,11 @@ def figures(results, out_dir):
                   alpha=0.8, label=f"{k}: loss of each step's minibatch")
     ax_steps.plot(np.arange(1, epochs + 1), np.asarray(r["epoch_mean_loss"], np.float64)[:epochs],
                   "o-", color=plot.COLORS[1], lw=2, ms=4, label="its mean over each epoch")
-    ax_steps.set_yscale("log")
-    ax_steps.set_xlabel("epoch")
-    ax_steps.set_ylabel("training loss")
     noise = results["noise"][k]
     ax_steps.set_title(f"per step: rises on {100 * noise['rising_steps']:.0f}% of steps;\n"
                        f"per epoch: rises on {100 * noise['rising_epochs']:.0f}% of epochs",
                        fontsize=9)
-    ax_steps.grid(alpha=0.3)
-    ax_steps.legend(frameon=False, fontsize=7)
+    plot.decorate(ax_steps, xlabel="epoch", ylabel="training loss", logy=True, legend_size=7)
 
     for i, (name, row) in enumerate(runs.items()):
         loss = np.asarray(row["train_loss"], np.float64)
@@ -174,10 +170,7 @@ def figures(results, out_dir):
     budget = results["time_budget_seconds"] * 1e3
     ax_time.axvline(budget, color="k", ls=":", lw=1, label=f"equal-time budget {budget:.3g} ms")
     ax_time.set_xlim(0, 3 * budget)
-    ax_time.set_yscale("log")
-    ax_time.set_xlabel("wall time (ms, measured, after compilation)")
-    ax_time.set_title("equal wall time")
-    ax_time.grid(alpha=0.3)
-    ax_time.legend(frameon=False, fontsize=7)
+    plot.decorate(ax_time, xlabel="wall time (ms, measured, after compilation)",
+                  title="equal wall time", logy=True, legend_size=7)
     paths.append(plot.save(fig, f"{out_dir}/batch_size.png"))
     return paths

@@ -139,10 +139,8 @@ def figures(results, out_dir):
             for d, a, r in zip(depths, acc, rows):
                 ax.annotate(f"w={r['hidden'][0]}", (d, a), textcoords="offset points",
                             xytext=(4, -12 if k else 6), fontsize=7, color=plot.COLORS[k])
-        ax.set_xlabel("hidden layers (width solved for the budget)")
-        ax.set_ylabel("test accuracy % (mean +- std over seeds)")
-        ax.set_title("depth x width at equal parameter budgets")
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False)
+        plot.decorate(ax, xlabel="hidden layers (width solved for the budget)",
+                      ylabel="test accuracy % (mean +- std over seeds)",
+                      title="depth x width at equal parameter budgets")
     paths.append(plot.save(fig, f"{out_dir}/depth_vs_width.png"))
     return paths

@@ -57,9 +57,6 @@ def figures(results, out_dir):
     for i, (g, r) in enumerate(rows.items()):
         acc = np.asarray(r["val_accuracy"])
         ax_acc.plot(np.arange(1, len(acc) + 1), acc, color=plot.COLORS[i], label=f"groups={g}")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("test accuracy")
-    ax_acc.set_title("digits CNN with grouped convolutions")
-    ax_acc.legend(frameon=False)
-    ax_acc.grid(alpha=0.3)
+    plot.decorate(ax_acc, xlabel="epoch", ylabel="test accuracy",
+                  title="digits CNN with grouped convolutions")
     return [plot.save(fig, f"{out_dir}/grouped_conv.png")]

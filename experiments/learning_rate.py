@@ -244,12 +244,10 @@ def figures(results, out_dir):
         ax_final.plot([], [], "kx", ms=10, label="output died (constant)")
         ax_final.axhline(data["initial_loss"], color="k", ls=":", lw=1, label="initial loss")
         ax_final.set_xscale("log")
-        ax_final.set_yscale("log")
-        ax_final.set_xlabel("learning rate")
-        ax_final.set_ylabel(f"final loss (clipped at {clip:.2g}; open = clipped)")
-        ax_final.set_title(f"{name}: final loss after {len(rows[0]['curve'])} steps")
-        ax_final.grid(alpha=0.3)
-        ax_final.legend(frameon=False, fontsize=7)
+        plot.decorate(ax_final, xlabel="learning rate",
+                      ylabel=f"final loss (clipped at {clip:.2g}; open = clipped)",
+                      title=f"{name}: final loss after {len(rows[0]['curve'])} steps",
+                      logy=True, legend_size=7)
 
         shown = {}
         for kind in ("slow", "good", "oscillating", "diverged"):

@@ -148,12 +148,8 @@ def figures(results, out_dir):
     for i, (kind, by_length) in enumerate(results["input_grad_norms"].items()):
         norms = np.asarray(by_length[str(longest)])
         ax_grad.plot(np.arange(1, len(norms) + 1), norms, color=plot.COLORS[i], label=kind)
-    ax_grad.set_yscale("log")
-    ax_grad.set_xlabel("time step t")
-    ax_grad.set_ylabel("||dl/dx_t|| at initialisation")
-    ax_grad.set_title(f"gradient reaching each input, T={longest}")
-    ax_grad.grid(alpha=0.3)
-    ax_grad.legend(frameon=False, fontsize=8)
+    plot.decorate(ax_grad, xlabel="time step t", ylabel="||dl/dx_t|| at initialisation",
+                  title=f"gradient reaching each input, T={longest}", logy=True, legend_size=8)
 
     mid = sorted(int(t) for t in next(iter(rows.values())))[len(next(iter(rows.values()))) // 2]
     plot.loss_curves(ax_curve, {k: v[str(mid)] for k, v in results["train_curves"].items()},

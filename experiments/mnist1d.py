@@ -68,8 +68,5 @@ def figures(results, out_dir):
     for i, n in enumerate(names):
         acc = rows[n]["val_accuracy"]
         ax_curve.plot(range(1, len(acc) + 1), acc, color=plot.COLORS[i], label=n)
-    ax_curve.set_xlabel("epoch")
-    ax_curve.set_ylabel("test accuracy")
-    ax_curve.grid(alpha=0.3)
-    ax_curve.legend(frameon=False)
+    plot.decorate(ax_curve, xlabel="epoch", ylabel="test accuracy")
     return [plot.save(fig, f"{out_dir}/mnist1d.png")]

@@ -87,12 +87,7 @@ def figures(results, out_dir):
     ax_grad.set_xlabel("convolution (input side first)")
     ax_grad.set_ylabel("||dL/dW|| at init")
     ax_grad.set_title(f"gradient norms, depth {results['depth']}")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_title("train loss")
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_title("test accuracy")
-    for ax in (ax_grad, ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False)
+    plot.decorate(ax_grad)
+    plot.decorate(ax_loss, xlabel="epoch", title="train loss", logy=True)
+    plot.decorate(ax_acc, xlabel="epoch", title="test accuracy")
     return [plot.save(fig, f"{out_dir}/resnet_vs_plain.png")]
