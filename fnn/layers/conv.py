@@ -60,6 +60,16 @@ def _dilated(kernel, dilation):
     return tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
 
 
+def _kernel_and_bias(key, w_shape, features: int, w_init, b_init, dtype) -> dict:
+    """{"w": w_init(w_shape)} plus, unless ``b_init`` is None, {"b": b_init((features,))}, the
+    bias of the layer's ``features`` output channels."""
+    kw, kb = jax.random.split(key)
+    params = {"w": w_init(kw, w_shape, dtype)}
+    if b_init is not None:
+        params["b"] = b_init(kb, (features,), dtype)
+    return params
+
+
 def _add_bias(y, params):
     if "b" in params:
         y = y + jnp.expand_dims(params["b"], tuple(range(y.ndim - 1)))
@@ -110,10 +120,8 @@ def Conv(features: int, kernel_size, *, strides=1, padding="SAME", dilation=1, g
         c_in = input_shape[-1]
         _check_groups(name, c_in, groups)
         out, _ = window_output(name, input_shape[:-1], _dilated(k, d), s, pad, "dilated kernel")
-        kw, kb = jax.random.split(key)
-        params = {"w": w_init(kw, (*k, c_in // groups, features), dtype)}
-        if use_bias:
-            params["b"] = b_init(kb, (features,), dtype)
+        params = _kernel_and_bias(key, (*k, c_in // groups, features), features, w_init,
+                                  b_init if use_bias else None, dtype)
         return (*out, features), params, {}
 
     def apply_fn(params, state, x, key, train):
@@ -202,10 +210,8 @@ def ConvTranspose(features: int, kernel_size, *, strides=1, padding="SAME", outp
         c_in = input_shape[-1]
         _check_groups(name, c_in, groups)
         k, _, _, _, sizes, _, _ = geometry(n, input_shape[:-1])
-        kw, kb = jax.random.split(key)
-        params = {"w": w_init(kw, (*k, features // groups, c_in), dtype)}
-        if use_bias:
-            params["b"] = b_init(kb, (features,), dtype)
+        params = _kernel_and_bias(key, (*k, features // groups, c_in), features, w_init,
+                                  b_init if use_bias else None, dtype)
         return (*sizes, features), params, {}
 
     def apply_fn(params, state, x, key, train):
