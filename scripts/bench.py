@@ -54,6 +54,12 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def worker(workload: str, label: str, data_path: str, repeats: int) -> dict:
     """Build implementation ``label`` of ``workload`` in this process and time it."""
     spec = WORKLOADS[workload]
@@ -61,7 +67,7 @@ def worker(workload: str, label: str, data_path: str, repeats: int) -> dict:
     try:
         build = getattr(importlib.import_module(f"benchmarks.{module}"), function)
     except ModuleNotFoundError as e:
-        if e.name and e.name.split(".")[0] in ("flax", "equinox", "haiku", "torch"):
+        if e.name and e.name.split(".")[0] in PEERS:
             return {"skipped": f"{e.name.split('.')[0]} is not installed "
                                f"(pip install -e '.[bench]')"}
         raise
@@ -70,15 +76,8 @@ def worker(workload: str, label: str, data_path: str, repeats: int) -> dict:
     data = dict(np.load(data_path)) if data_path else {}
     rss_before = _rss_mib()
     runner = build(data, spec.config)
-    start = time.perf_counter()
-    runner.run()
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner.run()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    first = _seconds(runner.run)  # includes compilation
+    median = statistics.median(_seconds(runner.run) for _ in range(repeats))
     out = {"rate": runner.work / median, "seconds_per_call": median,
            "compile_s": max(first - median, 0.0),
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
