@@ -1,0 +1,102 @@
+"""Argument checks shared by every part of fnn: one place that says what a valid int, number,
+flag or choice is, and one message shape for the error::
+
+    {who}: {what} must be {expectation}, got {value!r}
+
+``who`` is the layer, function or object the user called (``"Dense"``, ``"fit"``), ``what``
+the argument's name. ``bool`` is never accepted where an int or a number is expected
+(``True`` is an ``int`` to Python, never a count or a rate to a user). Each check returns the
+value in canonical form (a Python int or float), so callers can write
+``units = positive_int("Dense", "units", units)``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable
+
+import numpy as np
+
+from fnn._names import did_you_mean
+
+__all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
+           "one_of", "function"]
+
+
+def is_int(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A Python or NumPy real number (int or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(who: str, what: str, value, *, none_ok: bool = False):
+    """``value`` as an int >= 1 (or None, when ``none_ok``)."""
+    if value is None and none_ok:
+        return None
+    if not (is_int(value) and value >= 1):
+        raise ValueError(f"{who}: {what} must be a positive int{' or None' if none_ok else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def nonnegative_int(who: str, what: str, value) -> int:
+    """``value`` as an int >= 0."""
+    if not (is_int(value) and value >= 0):
+        raise ValueError(f"{who}: {what} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def number(who: str, what: str, value, *, low: float = -math.inf, high: float = math.inf,
+           low_open: bool = False, high_open: bool = False, none_ok: bool = False):
+    """``value`` as a finite float in the interval given by ``low``/``high`` (closed ends
+    unless ``low_open``/``high_open``), or None when ``none_ok``."""
+    if value is None and none_ok:
+        return None
+    ok = is_number(value) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{who}: {what} must be a finite number{_interval(low, high, low_open, high_open)}"
+                         f"{' or None' if none_ok else ''}, got {value!r}")
+    return float(value)
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if low == -math.inf and high == math.inf:
+        return ""
+    if high == math.inf:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if low == -math.inf:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def flag(who: str, what: str, value) -> bool:
+    """``value`` as a bool (Python or NumPy bools only: 0 and 1 are not flags)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def one_of(who: str, what: str, value, choices: Iterable):
+    """``value`` if it is one of ``choices``; else a ``ValueError`` listing them (with the
+    closest one when ``value`` looks like a misspelling)."""
+    choices = tuple(choices)
+    if value not in choices:
+        named = [c for c in choices if isinstance(c, str)]
+        raise ValueError(f"{who}: {what} must be one of {', '.join(map(repr, choices))}, got "
+                         f"{value!r}{did_you_mean(value, named) if named else ''}")
+    return value
+
+
+def function(who: str, what: str, value, expected: str):
+    """``value`` if it is callable; else a ``TypeError`` describing the expected signature,
+    e.g. ``function("fit", "objective", obj, "(params, state, batch, key, train) -> ...")``."""
+    if not callable(value):
+        raise TypeError(f"{who}: {what} must be a function {expected}, got {value!r}")
+    return value
