@@ -11,9 +11,9 @@ Every such experiment returns, besides its numbers::
     summary:   one line
 
 :func:`verdict` builds the last four from a list of :func:`check` values, so ``supported`` is
-never written by hand. :func:`trainer` is a compiled training loop (``fnn.train.train_step``
-inside a ``lax.scan`` over epochs and minibatches) that returns the loss of every step and can
-be ``vmap``-ed over seeds, initialisations or hyperparameters.
+never written by hand. :func:`trainer` is a training loop on fnn's epoch engine (``fnn.train.engine.run_epochs``)
+that returns the loss of every step and can be ``vmap``-ed over seeds, initialisations or
+hyperparameters.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from fnn.train import TrainState, train_step
+from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
+from fnn.train.step import TrainState, checked_step
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq}
@@ -75,51 +76,55 @@ def describe_checks(checks: list[dict]) -> str:
 
 def trainer(objective, make_optimizer: Callable[[Any], Any], *, n: int, batch_size: int | None,
             epochs: int, record_params: bool = False, evaluate: bool = False) -> Callable:
-    """A pure ``train(params, state, data, hyper, key[, eval_data]) -> (params, state, out)``.
+    """A pure ``train(params, state, data, hyper, key[, eval_data]) -> (params, state, out)``
+    on the epoch engine (:mod:`fnn.train.engine`).
 
     ``make_optimizer(hyper)`` builds the optimizer (so ``hyper``, e.g. a learning rate, may be
-    traced and vmapped). Every epoch shuffles the ``n`` examples with ``fold_in(key, epoch)``
-    and runs ``n // batch_size`` steps of ``fnn.train.train_step`` (the last partial batch is
-    dropped; ``batch_size=None`` is one full-batch step per epoch).
+    traced and vmapped). ``key`` is the run's base key: epoch ``e`` shuffles the ``n``
+    examples with ``fold_in(fold_in(key, 0), e)`` and step ``t`` gets ``fold_in(fold_in(key,
+    1), t)``, as ``fit(seed=s)`` does with ``key = jax.random.key(s)``; every epoch runs ``n //
+    batch_size`` steps (the last partial batch is dropped; ``batch_size=None`` is one
+    full-batch step per epoch).
 
     ``out`` is the data loss of every step, shape ``(epochs, steps_per_epoch)``; with
     ``record_params`` or ``evaluate`` it is a dict: ``loss`` (that), ``params`` (the params
-    after every step, leading axes (epochs, steps)), ``eval`` (the objective on ``eval_data``
-    in evaluation mode after every epoch, shape (epochs,)). Wrap in ``jax.jit``/``jax.vmap``.
+    after every step, leading axes (epochs, steps)), ``eval`` (the objective's loss on
+    ``eval_data`` in evaluation mode after every epoch, shape (epochs,)). Wrap in
+    ``jax.jit``/``jax.vmap``.
     """
     batch_size = n if batch_size is None else batch_size
-    steps = n // batch_size
 
     def train(params, state, data, hyper, key, eval_data=None):
         optimizer = make_optimizer(hyper)
-        step = train_step(objective, optimizer)
-        data = jax.tree.map(jnp.asarray, data)
-        shuffle_key, step_key = jax.random.split(key)
+        step = checked_step(objective, optimizer)
+        if record_params:
+            step = _recording_params(step)
+        eval_size = jax.tree.leaves(eval_data)[0].shape[0] if evaluate else None
+        loop = EpochLoop(step, batch_size, n, per_step=True, objective=objective,
+                         val_batch_size=eval_size)
         ts = TrainState(params, state, optimizer.init(params), jnp.zeros((), jnp.int32))
-
-        def body(ts, batch):
-            ts, metrics = step(ts, batch, jax.random.fold_in(step_key, ts.step))
-            out = {"loss": metrics["loss"]}
-            if record_params:
-                out["params"] = ts.params
-            return ts, out
-
-        def epoch(ts, e):
-            if batch_size == n:
-                batches = jax.tree.map(lambda a: a[None], data)
-            else:
-                perm = jax.random.permutation(jax.random.fold_in(shuffle_key, e), n)
-                index = perm[: steps * batch_size].reshape(steps, batch_size)
-                batches = jax.tree.map(lambda a: a[index], data)
-            ts, out = jax.lax.scan(body, ts, batches)
-            if evaluate:
-                out["eval"] = objective(ts.params, ts.model_state, eval_data, None, False)[0]
-            return ts, out
-
-        ts, out = jax.lax.scan(epoch, ts, jnp.arange(epochs))
-        return ts.params, ts.model_state, out if (record_params or evaluate) else out["loss"]
+        (ts, _), out = run_epochs(loop, (ts, None), jax.tree.map(jnp.asarray, data),
+                                  eval_data if evaluate else None, epoch_keys(key), 0, epochs)
+        if not (record_params or evaluate):
+            return ts.params, ts.model_state, out["loss"]
+        kept = {"loss": out["loss"]}
+        if record_params:
+            kept["params"] = out["params"]
+        if evaluate:
+            kept["eval"] = out["val_loss"]
+        return ts.params, ts.model_state, kept
 
     return train
+
+
+def _recording_params(step):
+    """``step`` whose metrics also hold the params after the step (under ``'params'``)."""
+
+    def recording(ts, batch, key):
+        ts, metrics, finite = step(ts, batch, key)
+        return ts, {**metrics, "params": ts.params}, finite
+
+    return recording
 
 
 def stack(trees):

@@ -29,8 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._jaxpr_rewrite import eval_jaxpr
-from fnn.train import (TrainState, _check_batch_size, _checked_step, _mean_metrics,
-                       _num_examples)
+from fnn.train.config import batch_size_for
+from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
+from fnn.train.step import TrainState, checked_step
+from fnn.validation import num_examples
 
 __all__ = ["sweep", "SweepResult"]
 
@@ -154,6 +156,25 @@ def _canonical_matmuls(objective):
 
 
 @functools.lru_cache(maxsize=32)
+def _matmul_objective(objective, leaves: tuple, treedef):
+    """The objective with canonical matmuls if it re-traces that way on these shapes (the
+    ``(params, state, batch)`` abstract values ``leaves``/``treedef``), else itself with a
+    warning; cached, so a repeated sweep neither re-traces nor warns again."""
+    params, state, batch = jax.tree.unflatten(treedef, leaves)
+    probe = lambda obj: jax.eval_shape(lambda p, s, b: jax.value_and_grad(obj, has_aux=True)(
+        p, s, b, jax.random.key(0), True), params, state, batch)
+    rewritten = _canonical_matmuls(objective)
+    try:
+        probe(rewritten)
+        return rewritten
+    except Exception as err:  # noqa: BLE001 - an optimisation only: run the original
+        probe(objective)  # an error of the objective itself surfaces here, unchanged
+        warnings.warn(f"sweep: canonical_matmuls could not re-trace the objective "
+                      f"({type(err).__name__}: {err}); running it unchanged", stacklevel=4)
+        return objective
+
+
+@functools.lru_cache(maxsize=32)
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
                   seed_axis, hp_axes: tuple):
@@ -164,37 +185,18 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
     everything that depends only on it (the shuffles, the minibatch gathers, the first layer's
     input) is computed once, and a matmul of shared inputs by N weight matrices becomes one
     wide matmul instead of N small ones."""
-    steps_per_epoch = n // batch_size
 
     def one_run(seed, hp, params0, model_state, data, val_data):
         base = jax.random.key(seed)
         params = init(base) if init_is_fn else params0
         hp = {k: v.astype(dt) for (k, dt), v in zip(hp_dtypes, (hp[k] for k, _ in hp_dtypes))}
         optimizer = make_optimizer(**hp)
-        step = _checked_step(objective, optimizer)
-        shuffle_key, step_key = jax.random.fold_in(base, 0), jax.random.fold_in(base, 1)
+        loop = EpochLoop(checked_step(objective, optimizer), batch_size, n,
+                         objective=objective, val_batch_size=val_batch_size)
         ts = TrainState(params, model_state, optimizer.init(params), jnp.zeros((), jnp.int32))
-
-        def one_epoch(ts, epoch):  # the same steps, keys and metric means as fit's epoch
-            if batch_size == n:
-                ts, metrics, _ = step(ts, data, jax.random.fold_in(step_key, ts.step))
-            else:
-                perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
-                index = perm[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
-
-                def body(ts, idx):
-                    batch = jax.tree.map(lambda a: a[idx], data)
-                    ts, metrics, _ = step(ts, batch, jax.random.fold_in(step_key, ts.step))
-                    return ts, metrics
-
-                ts, metrics = jax.lax.scan(body, ts, index)
-                metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-            if val_data is not None:
-                val = _mean_metrics(objective, ts.params, ts.model_state, val_data, val_batch_size)
-                metrics.update({f"val_{k}": v for k, v in val.items()})
-            return ts, metrics
-
-        return jax.lax.scan(one_epoch, ts, jnp.arange(epochs))
+        (ts, _), metrics = run_epochs(loop, (ts, None), data, val_data, epoch_keys(base), 0,
+                                      epochs)
+        return ts, metrics
 
     return jax.jit(jax.vmap(one_run, in_axes=(seed_axis, dict(hp_axes), None, None, None,
                                               None), axis_size=n_runs))
@@ -251,15 +253,15 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
                         f"e.g. fnn.optim.sgd, got {make_optimizer!r}")
     if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1):
         raise ValueError(f"sweep: epochs must be a positive int, got {epochs!r}")
-    n = _num_examples(data, "sweep")
-    batch_size = _check_batch_size(batch_size, n, "sweep")
+    n = num_examples("sweep", data)
+    batch_size = batch_size_for("sweep", batch_size, n)
     n_runs, seeds_arr, hp = _runs(seeds, {} if hparams is None else hparams)
     init_is_fn = callable(init)
     model_state = {} if model_state is None else model_state
     data = jax.tree.map(jnp.asarray, data)
     val_batch_size = None
     if validation_data is not None:
-        n_val = _num_examples(validation_data, "sweep(validation_data)")
+        n_val = num_examples("sweep(validation_data)", validation_data)
         val_batch_size = min(n_val, max(batch_size, 1024))
         validation_data = jax.tree.map(jnp.asarray, validation_data)
 
@@ -288,17 +290,10 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     seed_axis = None if shared(seeds_arr) else 0
     hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
     if canonical_matmuls:
-        batch = jax.tree.map(lambda a: a[:batch_size], data)
-        probe = lambda obj: jax.eval_shape(lambda p: jax.value_and_grad(obj, has_aux=True)(
-            p, model_state, batch, jax.random.key(0), True), p0)
-        rewritten = _canonical_matmuls(objective)
-        try:
-            probe(rewritten)
-            objective = rewritten
-        except Exception as err:  # noqa: BLE001 - an optimisation only: run the original
-            probe(objective)  # an error of the objective itself surfaces here, unchanged
-            warnings.warn(f"sweep: canonical_matmuls could not re-trace the objective "
-                          f"({type(err).__name__}: {err}); running it unchanged", stacklevel=2)
+        spec = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), t)
+        leaves, treedef = jax.tree.flatten(spec((p0, model_state, jax.tree.map(
+            lambda a: a[:batch_size], data))))
+        objective = _matmul_objective(objective, tuple(leaves), treedef)
     run = _sweep_runner(objective, init if init_is_fn else None, make_optimizer, n_runs, n,
                         batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
                         hp_axes)

@@ -20,7 +20,7 @@ import numpy as np
 from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
-           "one_of", "function"]
+           "one_of", "function", "num_examples", "finite_data"]
 
 
 def is_int(value) -> bool:
@@ -100,3 +100,39 @@ def function(who: str, what: str, value, expected: str):
     if not callable(value):
         raise TypeError(f"{who}: {what} must be a function {expected}, got {value!r}")
     return value
+
+
+def num_examples(who: str, data) -> int:
+    """The common leading (example) length n >= 1 of every array in the pytree ``data``."""
+    import jax  # local: keep this module importable without initialising JAX
+
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError(f"{who}: data is empty (a pytree without arrays); expected e.g. (x, y)")
+    shapes = [tuple(np.shape(a)) for a in leaves]
+    if any(len(s) == 0 for s in shapes):
+        raise ValueError(f"{who}: every array in data needs a leading example axis, got a "
+                         f"scalar among shapes {shapes}")
+    if len({s[0] for s in shapes}) != 1:
+        raise ValueError(f"{who}: every array in data needs the same leading (example) axis, "
+                         f"got shapes {shapes}")
+    if shapes[0][0] == 0:
+        raise ValueError(f"{who}: data has 0 examples (shapes {shapes})")
+    return int(shapes[0][0])
+
+
+def finite_data(who: str, data, where: str = "data") -> None:
+    """Raise ``ValueError`` naming the first leaf of ``data`` that holds NaN or inf, how many
+    values are bad and the index of the first (a host pass over the data)."""
+    import jax
+
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+        array = np.asarray(jax.device_get(leaf))
+        if np.issubdtype(array.dtype, np.inexact):
+            bad = ~np.isfinite(array)
+            if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(f"{who}: {where}{jax.tree_util.keystr(path)} holds "
+                                 f"{int(bad.sum())} non-finite value(s) (NaN or inf), the first "
+                                 f"at index {first} ({array[first]}); clean or impute them "
+                                 f"before training")

@@ -131,7 +131,7 @@ CASES = [
     ("unknown optimizer", lambda t: compare_optimizers(t, "--optimizers", "adamm"), ValueError,
      r"unknown optimizer 'adamm'; did you mean 'adam'\?"),
     ("unknown on_nonfinite", lambda t: fit(on_nonfinite="rasie"), ValueError,
-     r"fit: on_nonfinite must be None, 'raise' or 'skip', got 'rasie'; did you mean 'raise'\?"),
+     r"fit: on_nonfinite must be one of None, 'raise', 'skip', got 'rasie'; did you mean 'raise'\?"),
     ("unknown early-stopping metric",
      lambda t: fit(early_stopping=fnn.EarlyStopping(monitor="acuracy"), epochs=3), ValueError,
      r"EarlyStopping: no metric 'acuracy'; did you mean 'accuracy'\?"),
@@ -180,7 +180,7 @@ CASES = [
      r"fit: every array in data needs the same leading \(example\) axis, got shapes "
      r"\[\(12, 2\), \(10,\)\]"),
     ("fit empty dataset", lambda t: fit(data=(X[:0], Y[:0])), ValueError, r"fit: data has 0 examples"),
-    ("fit no arrays", lambda t: fit(data=()), ValueError, r"fit: data is empty \(no arrays given\)"),
+    ("fit no arrays", lambda t: fit(data=()), ValueError, r"fit: data is empty \(a pytree without arrays\); expected e.g. \(x, y\)"),
     ("fit data not a pair", lambda t: fit(data=(X,)), ValueError,
      r"fit: supervised data must be a pair \(x, y\), got tuple of 1"),
     ("fit NaN input", lambda t: fit(data=(with_value(X, (3, 1), np.nan), Y), check_finite_inputs=True),
@@ -214,7 +214,7 @@ CASES = [
      lambda t: fit(early_stopping=fnn.EarlyStopping(monitor="loss", patience=0)), ValueError,
      r"EarlyStopping: patience must be a positive int, got 0"),
     ("fit callback not callable", lambda t: fit(callbacks=[3]), TypeError,
-     r"fit: callbacks must be functions f\(epoch, metrics\) -> stop\?, got 3"),
+     r"fit: callbacks must be a function f\(epoch, metrics\) -> stop\?, got 3"),
     # ------------------------------------------------------------ files and directories
     ("checkpoint of random bytes", lambda t: checkpoint.restore(garbage(t)), ValueError,
      r"garbage.npz' is not a readable fnn checkpoint \(truncated, corrupted or not an .npz archive\)"),

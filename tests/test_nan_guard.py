@@ -46,7 +46,9 @@ def test_raise_names_the_step_and_leaf_and_keeps_the_params_from_before_it(tmp_p
                 on_nonfinite="raise", epochs_per_call=epochs_per_call, checkpoint_dir=tmp_path)
     err = info.value
     assert isinstance(err, fnn.train.NonFiniteError)
-    assert (err.step, err.epoch, err.what, err.path) == (bad, 0, "gradient", "['dense_0']['w']")
+    assert (err.step, err.epoch, err.kind, err.path) == (bad, 0, "gradient", "['dense_0']['w']")
+    assert err.report == fnn.train.NonFiniteReport("gradient", "['dense_0']['w']", bad, 0, bad, 5,
+                                                   err.loss)   # structured, not a string
     assert finite(err.params) and finite(err.opt_state)
     # the same steps by hand: the params before the bad step
     step = jax.jit(fnn.train_step(objective, opt))
@@ -73,7 +75,7 @@ def test_raise_in_a_later_epoch_keeps_history_and_matches_a_shorter_run_bit_for_
                        ) as info:
         fnn.fit(objective, params, opt, data, epochs=20, progress=False, on_nonfinite="raise")
     err = info.value
-    assert err.what == "parameter" and err.path.startswith("['dense_")
+    assert err.kind == "parameter" and err.path.startswith("['dense_")
     assert len(err.history["loss"]) == 7 and np.isfinite(err.history["loss"]).all()
     before = fnn.fit(objective, params, opt, data, epochs=7, progress=False, on_nonfinite="raise")
     for a, b in zip(jax.tree.leaves(err.params), jax.tree.leaves(before.params)):
@@ -124,8 +126,10 @@ def test_skip_with_full_batch_reports_nan_metrics_for_a_skipped_epoch():
 
 def test_without_the_guard_nan_flows_through_and_check_finite_inputs_catches_it_early():
     net, params, (x, y) = problem(poison=13)
-    result = fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), (x, y), epochs=2,
-                     batch_size=8, progress=False)
+    with pytest.warns(RuntimeWarning, match=r"fit: the loss became non-finite \(NaN or inf\) in "
+                                            r"epoch 1.*Pass on_nonfinite='raise'"):
+        result = fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), (x, y), epochs=2,
+                         batch_size=8, progress=False)
     assert not finite(result.params)
     with pytest.raises(ValueError, match=r"fit: data\[0\] holds 1 non-finite value\(s\) \(NaN or "
                                          r"inf\), the first at index \(13, 1\)"):
@@ -146,6 +150,6 @@ def test_the_guard_does_not_change_finite_results():
 
 def test_on_nonfinite_is_validated_with_a_suggestion():
     net, params, data = problem()
-    with pytest.raises(ValueError, match=r"on_nonfinite must be None, 'raise' or 'skip', got "
+    with pytest.raises(ValueError, match=r"on_nonfinite must be one of None, 'raise', 'skip', got "
                                          r"'rasie'; did you mean 'raise'\?"):
         fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), data, on_nonfinite="rasie")

@@ -1,4 +1,5 @@
 """Training loop: equivalence with a hand loop, determinism, no retracing, metrics, stopping."""
+import io
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,6 +7,7 @@ import optax
 import pytest
 
 import fnn
+from fnn.train.progress import Progress, progress_mode
 
 KEY = jax.random.key(0)
 
@@ -168,11 +170,32 @@ def test_callbacks_see_every_epoch_and_can_stop():
     np.testing.assert_allclose([l for _, l in seen], result.history["loss"])
 
 
-def test_progress_bar_shows_the_loss(capsys):
+def test_progress_in_a_log_is_a_line_every_tenth_of_the_run_and_a_bar_on_a_terminal(capsys):
     net, params = setup()
-    fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), blobs(n=16), epochs=4,
-            progress=True)
-    assert "loss=" in capsys.readouterr().err
+    run = lambda progress: fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), blobs(n=16),
+                                   epochs=20, progress=progress)
+    run(True)                                   # stderr is not a terminal here: plain lines
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and len(lines) == 10
+    assert lines[0].startswith("fit: epoch 2/20  loss ") and "accuracy" in lines[0]
+    assert lines[-1].startswith("fit: epoch 20/20  loss ")
+    run(5)                                      # an int: a line every 5 epochs
+    assert [l.split()[2] for l in capsys.readouterr().err.splitlines()] == [
+        "5/20", "10/20", "15/20", "20/20"]
+    run(False)
+    assert capsys.readouterr().err == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    mode, every = progress_mode(True, terminal)
+    bar = Progress(mode, every, total=4, stream=terminal)
+    bar.update(2, {"loss": 0.5})
+    bar.close()
+    assert mode == "bar" and "2/4" in terminal.getvalue() and "loss=0.5" in terminal.getvalue()
 
 
 def test_fit_does_not_invalidate_the_callers_params():
@@ -188,7 +211,7 @@ def test_fit_does_not_invalidate_the_callers_params():
     ({"batch_size": 17}, r"fit: batch_size \(17\) is larger than the dataset \(16 examples\)"),
     ({"epochs": 0}, r"fit: epochs must be a positive int, got 0"),
     ({"early_stopping": fnn.EarlyStopping()}, r"early stopping monitors 'val_loss' but no validation_data"),
-    ({"early_stopping": fnn.EarlyStopping(monitor="loss", mode="up")}, r"mode must be 'min' or 'max'"),
+    ({"early_stopping": fnn.EarlyStopping(monitor="loss", mode="up")}, r"EarlyStopping: mode must be one of 'min', 'max', got 'up'"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, message):
     net, params = setup()

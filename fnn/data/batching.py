@@ -27,32 +27,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._names import did_you_mean
+from fnn.validation import num_examples
 
 __all__ = ["batches", "epochs", "REMAINDER_POLICIES"]
 
 REMAINDER_POLICIES = ("drop", "pad", "error")
 
 
-def _num_examples(data, who: str) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError(f"{who}: data is empty (a pytree without arrays); expected e.g. (x, y)")
-    shapes = [tuple(np.shape(a)) for a in leaves]
-    if any(len(s) == 0 for s in shapes):
-        raise ValueError(f"{who}: every array in data needs a leading example axis, got a "
-                         f"scalar among shapes {shapes}")
-    if len({s[0] for s in shapes}) != 1:
-        raise ValueError(f"{who}: every array in data needs the same leading (example) length, "
-                         f"got shapes {shapes}")
-    n = shapes[0][0]
-    if n == 0:
-        raise ValueError(f"{who}: data has 0 examples (shapes {shapes})")
-    return n
-
-
 def _plan(data, batch_size, remainder, who: str) -> tuple[int, int]:
     """Validate and return (n, steps)."""
-    n = _num_examples(data, who)
+    n = num_examples(who, data)
     if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
             and batch_size >= 1):
         raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")

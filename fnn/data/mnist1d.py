@@ -14,7 +14,14 @@ import numpy as np
 
 from fnn.data.digits import Split
 
-__all__ = ["load_mnist1d", "mnist1d_templates"]
+__all__ = ["load_mnist1d", "mnist1d_templates", "mnist1d_stream"]
+
+# The reference generator's defaults (mnist1d's get_dataset_args()).
+_ARGS = dict(template_len=12, padding=(36, 60), scale_coeff=0.4, max_translation=48,
+             corr_noise_scale=0.25, iid_noise_scale=2e-2, shear_scale=0.75, final_seq_length=40)
+# Mean and standard deviation of the raw values of the default benchmark set (seed 42, 5000
+# examples): the standardisation load_mnist1d applies to it, reused for streamed examples.
+BENCHMARK_MEAN, BENCHMARK_STD = -0.0055075064312771795, 0.15467803420593051
 
 # The ten hand-drawn templates (12 points each), before normalisation.
 _TEMPLATES = np.array([
@@ -107,10 +114,7 @@ def load_mnist1d(*, seed: int = 42, num_samples: int = 5000, train_split: float 
     rng = np.random.RandomState(seed)
     templates = mnist1d_templates()
     per_class = num_samples // 10
-    args = dict(template_len=12, padding=(36, 60), scale_coeff=0.4, max_translation=48,
-                corr_noise_scale=0.25, iid_noise_scale=2e-2, shear_scale=0.75,
-                final_seq_length=40)
-    xs = np.stack([_transform(templates[label], rng, **args)
+    xs = np.stack([_transform(templates[label], rng, **_ARGS)
                    for label in range(10) for _ in range(per_class)])
     ys = np.repeat(np.arange(10), per_class)
     order = rng.permutation(len(ys))
@@ -120,3 +124,23 @@ def load_mnist1d(*, seed: int = 42, num_samples: int = 5000, train_split: float 
     xs = (xs - xs.mean()) / xs.std()
     xs, ys = xs.astype(np.float32), ys.astype(np.int32)
     return Split(xs[:split], ys[:split], xs[split:], ys[split:])
+
+
+def mnist1d_stream(batch_size: int, *, seed: int = 0):
+    """An endless stream of freshly generated MNIST-1D batches ``(x, y)``: x (batch_size, 40)
+    float32, y (batch_size,) int32 uniform over the ten classes, each example drawn by the
+    benchmark's generator from ``np.random.RandomState(seed)`` and standardised with the
+    benchmark set's mean and std (``BENCHMARK_MEAN``, ``BENCHMARK_STD``). No two batches
+    repeat, so a model trained on it never sees an example twice::
+
+        fnn.fit(objective, params, opt, mnist1d_stream(100), epochs=5, steps_per_epoch=200)
+    """
+    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+            and batch_size >= 1):
+        raise ValueError(f"mnist1d_stream: batch_size must be a positive int, got {batch_size!r}")
+    rng = np.random.RandomState(seed)
+    templates = mnist1d_templates()
+    while True:
+        ys = rng.randint(0, 10, batch_size).astype(np.int32)
+        xs = np.stack([_transform(templates[label], rng, **_ARGS) for label in ys])
+        yield ((xs - BENCHMARK_MEAN) / BENCHMARK_STD).astype(np.float32), ys

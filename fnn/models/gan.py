@@ -16,6 +16,9 @@ from fnn.core import Layer, as_layer, serial
 from fnn.layers.dense import Dense
 from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
+from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
+from fnn.train.step import TrainState
+from fnn.validation import is_int, positive_int
 
 __all__ = ["GAN", "discriminator_loss", "generator_loss", "dense_generator", "conv_generator",
            "dense_discriminator", "fit_gan", "GANRun"]
@@ -113,64 +116,49 @@ class GANRun(NamedTuple):
 
 
 @functools.lru_cache(maxsize=16)
-def _runner(gan, d_optimizer, g_optimizer, order, n, batch_size):
-    """The step, a jitted ``epoch(trees, opt_states, data, keys, epoch)`` (one ``lax.scan``
-    over the shuffled minibatches) and a jitted sampler; cached so that repeated
-    :func:`fit_gan` calls with the same GAN and optimizers compile once."""
+def _compiled(gan, d_optimizer, g_optimizer, order, n, batch_size):
+    """fit_gan's compiled epochs (:meth:`GAN.step` in the engine's form, every step's metrics
+    kept) and its jitted sampler; cached, so repeated :func:`fit_gan` calls reuse both."""
     step = gan.step(d_optimizer, g_optimizer, order=order)
-    steps_per_epoch = n // batch_size
-
-    @jax.jit
-    def epoch_fn(trees, opt_states, data, keys, epoch):
-        shuffle_key, step_key = keys
-        perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n)
-        index = perm[: steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
-
-        def body(carry, t):
-            trees, opt_states = carry
-            key = jax.random.fold_in(step_key, epoch * steps_per_epoch + t)
-            trees, opt_states, metrics = step(trees, opt_states, data[index[t]], key)
-            return (trees, opt_states), metrics
-
-        (trees, opt_states), metrics = jax.lax.scan(body, (trees, opt_states),
-                                                    jnp.arange(steps_per_epoch))
-        return trees, opt_states, metrics
-
-    return step, epoch_fn, jax.jit(gan.generate)
+    return (compiled_epochs(EpochLoop(step.checked, batch_size, n, per_step=True)),
+            jax.jit(gan.generate))
 
 
 def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, batch_size: int,
             seed: int = 0, snapshot_epochs: Sequence[int] = (), num_snapshot: int = 64,
-            order: str = "sequential") -> GANRun:
+            order: str = "sequential", model_state=None) -> GANRun:
     """Train a GAN on ``data`` (n, *data_shape) for ``epochs`` shuffled passes (last partial
-    batch dropped). Each epoch is one compiled ``lax.scan`` of :meth:`GAN.step`; step t uses
-    key ``fold_in(fold_in(key(seed), 1), t)`` and epoch e's shuffle
-    ``fold_in(fold_in(key(seed), 0), e)``, so a run is a function of its seed. G's samples for
+    batch dropped) on the epoch engine (:mod:`fnn.train.engine`): step t uses key
+    ``fold_in(fold_in(key(seed), 1), t)`` and epoch e's shuffle ``fold_in(fold_in(key(seed),
+    0), e)``, so a run is a function of its seed. ``model_state`` is the networks' state
+    (e.g. BatchNorm statistics), threaded through every step. G's samples for
     ``num_snapshot`` fixed noise vectors (drawn from ``fold_in(key(seed), 2)``) are kept after
     each epoch in ``snapshot_epochs`` (epoch 0: before training).
     """
     data = jnp.asarray(data)
     n = data.shape[0]
-    if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
+    if not (is_int(batch_size) and 1 <= batch_size <= n):
         raise ValueError(f"fit_gan: batch_size must be an int in [1, {n}], got {batch_size!r}")
+    epochs = positive_int("fit_gan", "epochs", epochs)
     base = jax.random.key(seed)
-    keys = (jax.random.fold_in(base, 0), jax.random.fold_in(base, 1))
     fixed_z = gan.noise(jax.random.fold_in(base, 2), num_snapshot)
-    step, epoch_fn, sample = _runner(gan, d_optimizer, g_optimizer, order, n, batch_size)
-    opt_states = step.init(trees)
+    run, sample = _compiled(gan, d_optimizer, g_optimizer, order, n, int(batch_size))
+    ts = jax.tree.map(jnp.array, TrainState(  # copies: the engine donates its carry
+        trees, {} if model_state is None else model_state,
+        {name: opt.init(trees[name]) for name, opt in
+         (("discriminator", d_optimizer), ("generator", g_optimizer))}, jnp.zeros((), jnp.int32)))
     snapshots = {0: np.asarray(sample(trees["generator"], fixed_z))} if 0 in snapshot_epochs else {}
     history: dict = {}
     start = time.perf_counter()
     for epoch in range(epochs):
-        trees, opt_states, metrics = epoch_fn(trees, opt_states, data, keys,
-                                               jnp.int32(epoch))
+        ts, metrics, _ = run(ts, data, None, epoch_keys(base), epoch, 1)
         for k, v in metrics.items():
-            history.setdefault(k, []).append(np.asarray(v))
+            history.setdefault(k, []).append(np.asarray(v[0]))
         if epoch + 1 in snapshot_epochs:
-            snapshots[epoch + 1] = np.asarray(sample(trees["generator"], fixed_z))
+            snapshots[epoch + 1] = np.asarray(sample(ts.params["generator"], fixed_z))
     seconds = time.perf_counter() - start
     history = {k: np.concatenate(v) for k, v in history.items()}
-    return GANRun(trees, opt_states, history, snapshots, seconds)
+    return GANRun(ts.params, ts.opt_state, history, snapshots, seconds)
 
 
 def dense_generator(latent_dim: int, output_dim: int, hidden: Sequence[int] = (128, 256), *,

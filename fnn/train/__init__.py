@@ -1,0 +1,21 @@
+"""Training: objectives, the train step, the one epoch engine and the trainers on it.
+
+* :mod:`fnn.train.objective`  ``supervised`` and the objective contract
+* :mod:`fnn.train.step`       ``TrainState``, ``train_step``, the engine's checked step
+* :mod:`fnn.train.engine`     the epoch engine every trainer runs on (keys, shuffles, the
+  minibatch scan, metric means, the validation pass, the NaN guard)
+* :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
+* :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
+  history and the NaN guard's report in modules of their own); ``evaluate``
+* :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
+"""
+from fnn.train.early_stopping import EarlyStopping
+from fnn.train.evaluate import evaluate
+from fnn.train.fit import FitResult, fit
+from fnn.train.multi_step import multi_step
+from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
+from fnn.train.objective import Objective, supervised
+from fnn.train.step import TrainState, checked_step, train_step
+
+__all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
+           "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]

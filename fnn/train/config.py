@@ -1,0 +1,133 @@
+"""``fit``'s arguments, validated in one place (:class:`FitConfig`), and the data checks that
+need the data (:func:`batch_size_for`)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fnn import validation as v
+from fnn.core import Layer
+from fnn.train.early_stopping import EarlyStopping
+from fnn.train.engine import GUARDS
+
+__all__ = ["FitConfig", "batch_size_for", "check_trainer"]
+
+OBJECTIVE = "(params, state, batch, key, train) -> (loss, (state, metrics)), e.g. fnn.supervised(net)"
+
+
+def check_trainer(who: str, objective, optimizer) -> None:
+    """``objective`` is an objective (not a bare network) and ``optimizer`` has init/update."""
+    if isinstance(objective, Layer):
+        raise TypeError(f"{who}: got the network {objective.name!r} where an objective belongs; "
+                        f"wrap it: {who}(fnn.supervised(net, loss), ...)")
+    v.function(who, "objective", objective, OBJECTIVE)
+    if not (callable(getattr(optimizer, "init", None))
+            and callable(getattr(optimizer, "update", None))):
+        raise TypeError(f"{who}: optimizer must have init and update (an fnn.optim or optax "
+                        f"optimizer such as fnn.optim.sgd(0.1)), got {type(optimizer).__name__}")
+
+
+def batch_size_for(who: str, batch_size, n: int) -> int:
+    """The minibatch size for ``n`` examples: ``batch_size``, or ``n`` (full batch) for None."""
+    if batch_size is None:
+        return n
+    if not (v.is_int(batch_size) and batch_size >= 1):
+        raise ValueError(f"{who}: batch_size must be a positive int or None (full batch), "
+                         f"got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(f"{who}: batch_size ({batch_size}) is larger than the dataset ({n} "
+                         f"examples); use batch_size=None for full-batch training")
+    return int(batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """Every option of ``fit`` that does not depend on the data, checked on construction
+    (see ``fit`` for their meaning). ``validation`` says whether validation data was given."""
+    epochs: int = 1
+    batch_size: int | None = None
+    steps_per_epoch: int | None = None
+    stream_chunk: int = 16
+    seed: int = 0
+    validation: bool = False
+    early_stopping: EarlyStopping | None = None
+    callbacks: tuple = ()
+    progress: Any = True
+    epochs_per_call: int | None = None
+    checkpoint_dir: Any = None
+    checkpoint_every: int | None = None
+    keep: int | None = 3
+    resume: bool = False
+    on_nonfinite: str | None = None
+    check_finite_inputs: bool = False
+    unroll: int = 1
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)
+        set_("epochs", v.positive_int("fit", "epochs", self.epochs))
+        if not v.is_int(self.seed):
+            raise TypeError(f"fit: seed must be an int, got {self.seed!r}")
+        for name in ("steps_per_epoch", "epochs_per_call", "checkpoint_every"):
+            set_(name, v.positive_int("fit", name, getattr(self, name), none_ok=True))
+        set_("stream_chunk", v.positive_int("fit", "stream_chunk", self.stream_chunk))
+        set_("unroll", v.positive_int("fit", "unroll", self.unroll))
+        v.one_of("fit", "on_nonfinite", self.on_nonfinite, GUARDS)
+        for name in ("resume", "check_finite_inputs"):
+            v.flag("fit", name, getattr(self, name))
+        if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
+            raise ValueError(f"fit: progress must be True (a bar on a terminal, else a line "
+                             f"every ~10% of the epochs), False, or a positive int N (a line "
+                             f"every N epochs), got {self.progress!r}")
+        if self.unroll > 1 and self.checkpoint_dir is not None:
+            raise ValueError(f"fit: unroll={self.unroll} cannot be combined with checkpoint_dir: "
+                             f"an unrolled loop makes results depend on how epochs are chunked "
+                             f"into calls, so a resumed run would not be bit-identical; use "
+                             f"unroll=1")
+        if self.checkpoint_dir is None and (self.resume or self.checkpoint_every is not None):
+            raise ValueError(f"fit: {'resume=True' if self.resume else 'checkpoint_every'} needs "
+                             f"checkpoint_dir (the directory the checkpoints are in)")
+        if self.keep is not None:
+            v.positive_int("fit", "keep", self.keep)
+        callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)
+        for callback in callbacks:
+            v.function("fit", "callbacks", callback, "f(epoch, metrics) -> stop?")
+        set_("callbacks", callbacks)
+        self._check_early_stopping()
+
+    def _check_early_stopping(self) -> None:
+        rule = self.early_stopping
+        if rule is None:
+            return
+        if not isinstance(rule, EarlyStopping):
+            raise TypeError(f"fit: early_stopping must be an fnn.EarlyStopping, got "
+                            f"{type(rule).__name__}")
+        v.one_of("EarlyStopping", "mode", rule.mode, ("min", "max"))
+        v.positive_int("EarlyStopping", "patience", rule.patience)
+        v.number("EarlyStopping", "min_delta", rule.min_delta, low=0)
+        if rule.monitor.startswith("val_") and not self.validation:
+            raise ValueError(f"fit: early stopping monitors {rule.monitor!r} but no "
+                             f"validation_data was given")
+
+    @property
+    def guard(self) -> str | None:
+        return self.on_nonfinite
+
+    def calls_from(self, epoch: int, streaming: bool) -> int:
+        """How many epochs the next compiled call runs, starting at ``epoch``: all of them,
+        ~1/50 with a progress display, 1 when callbacks, early stopping or a stream need every
+        epoch; never past a due checkpoint."""
+        per_call = self.epochs_per_call
+        if per_call is None:
+            per_call = (1 if (self.callbacks or self.early_stopping or streaming) else
+                        max(1, self.epochs // 50) if self.progress else self.epochs)
+        count = min(per_call, self.epochs - epoch)
+        if self.checkpoint_every is not None:
+            count = min(count, self.checkpoint_every - epoch % self.checkpoint_every)
+        return count
+
+    def best_metric(self) -> tuple[str, str]:
+        """The metric (and mode) by which checkpoints are ranked."""
+        if self.early_stopping is not None:
+            return self.early_stopping.monitor, self.early_stopping.mode
+        return ("val_loss" if self.validation else "loss"), "min"
+

@@ -1,0 +1,284 @@
+"""The one epoch engine: every trainer in fnn (``fit``, ``evaluate``, ``sweep``,
+``multi_step`` and the GAN trainer, the experiments' claim helpers) runs its epochs here.
+
+What a trainer passes in is a :class:`EpochLoop` (its step function and sizes) and a carry
+``(ts, guard)`` whose ``ts`` is a :class:`~fnn.train.step.TrainState` (one tree, or a dict of
+trees for several); what the engine owns is everything else:
+
+* **Keys.** One base key gives ``(shuffle_key, step_key) = (fold_in(key, 0), fold_in(key,
+  1))`` (:func:`epoch_keys`); epoch ``e`` is shuffled with ``fold_in(shuffle_key, e)`` and
+  step ``t`` gets ``fold_in(step_key, t)``, ``t = ts.step``. A run is a function of its key.
+* **The minibatch scan.** Each epoch is one ``lax.scan`` over ``n // batch_size`` shuffled
+  minibatches (the last partial batch is dropped); a full-batch epoch (``batch_size == n``) is
+  one step on the whole, unshuffled set. Epochs are themselves a ``lax.scan``
+  (:func:`run_epochs`), unrolled ``unroll`` times.
+* **Metric means** over an epoch's steps (or every step's metrics, ``per_step=True``).
+* **The validation pass** after each epoch (:func:`mean_metrics`, also ``evaluate``'s).
+* **The NaN guard** (``guard``): None (off), ``'raise'`` (after the first step whose finite
+  checks fail nothing is updated any more; :class:`Guard` records the step, the check and the
+  loss) or ``'skip'`` (a failing step leaves params, model and optimizer state unchanged; the
+  step counter still advances so later keys do not shift; metrics average the applied steps
+  and ``skipped`` counts the others).
+* **Streaming**: :func:`run_steps` scans a chunk of host batches stacked on a leading axis
+  (``fnn.train.stream`` pulls, checks, stacks and prefetches them), and
+  :func:`finish_epoch` reduces an epoch's steps exactly as the in-memory epoch does.
+
+Everything here is a pure, traceable function of arrays (``sweep`` vmaps :func:`run_epochs`
+over runs); ``compiled_*`` are the jitted, donating, cached forms that ``fit`` calls.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn.train.step import TrainState
+
+__all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
+           "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
+           "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
+           "compiled_last_steps",
+           "ArrayEpochs"]
+
+GUARDS = (None, "raise", "skip")
+
+
+class EpochLoop(NamedTuple):
+    """What the engine runs; static and hashable, so compiled loops are cached per loop.
+
+    ``step``: ``(ts, batch, key) -> (ts, metrics, finite)`` (:func:`fnn.train.checked_step`,
+    :func:`fnn.train.multi_step`'s ``checked``, or any such function); ``batch_size`` and
+    ``num_examples`` (None for a stream: only :func:`run_steps` then); ``guard``: None,
+    ``'raise'`` or ``'skip'``; ``per_step``: keep every step's metrics, shape
+    ``(steps_per_epoch, ...)``, instead of their epoch mean; ``objective`` and
+    ``val_batch_size``: the validation pass (``mean_metrics(objective, ...)`` over the
+    validation data, reported as ``val_<metric>``); ``unroll``: epochs per iteration of the
+    epoch loop (results then depend, in the last bits, on how epochs are chunked into calls).
+    """
+    step: Callable
+    batch_size: int
+    num_examples: int | None = None
+    guard: str | None = None
+    per_step: bool = False
+    objective: Callable | None = None
+    val_batch_size: int | None = None
+    unroll: int = 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_examples // self.batch_size
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size == self.num_examples
+
+
+class Guard(NamedTuple):
+    """The ``'raise'`` guard's carry: the first non-finite step (-1: none yet), which finite
+    check failed (an index into :func:`fnn.train.check_sites`) and the loss there."""
+    bad_step: jax.Array
+    bad_check: jax.Array
+    bad_loss: jax.Array
+
+
+def epoch_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(shuffle_key, step_key) = (fold_in(key, 0), fold_in(key, 1))`` for a run's base key
+    (``fit`` uses ``jax.random.key(seed)``)."""
+    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
+def initial_guard(loop: EpochLoop) -> Guard | None:
+    """The guard's starting carry: a :class:`Guard` with no bad step for ``'raise'``, else None."""
+    if loop.guard != "raise":
+        return None
+    return Guard(jnp.int32(-1), jnp.int32(-1), jnp.float32(jnp.nan))
+
+
+def _select(ok, new, old):
+    """``new`` where the scalar ``ok`` holds, else ``old`` (leafwise, no broadcasting)."""
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def guarded_step(loop: EpochLoop, carry, batch, step_key):
+    """One step with key ``fold_in(step_key, ts.step)`` under the loop's NaN guard:
+    ``(ts, guard), batch -> ((ts, guard), metrics, ok)``."""
+    ts, g = carry
+    new, metrics, finite = loop.step(ts, batch, jax.random.fold_in(step_key, ts.step))
+    ok = jnp.all(finite)
+    if loop.guard is None:
+        return (new, g), metrics, ok
+    if loop.guard == "skip":
+        kept = _select(ok, (new.params, new.model_state, new.opt_state),
+                       (ts.params, ts.model_state, ts.opt_state))
+        return (TrainState(*kept, new.step), g), metrics, ok
+    first = (g.bad_step < 0) & ~ok
+    g = Guard(jnp.where(first, ts.step, g.bad_step),
+              jnp.where(first, jnp.argmin(finite).astype(jnp.int32), g.bad_check),
+              jnp.where(first, metrics["loss"].astype(jnp.float32), g.bad_loss))
+    return (_select(g.bad_step < 0, new, ts), g), metrics, ok
+
+
+def shuffled_batches(shuffle_key, epoch, num_examples: int, batch_size: int) -> jax.Array:
+    """Epoch ``epoch``'s minibatches as example indices, shape ``(n // batch_size,
+    batch_size)``: ``permutation(fold_in(shuffle_key, epoch), n)``, the remainder dropped."""
+    steps = num_examples // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+def _masked_mean(metrics, ok):
+    """Per-metric mean over the steps where ``ok`` (NaN when there are none)."""
+    count = jnp.sum(ok)
+
+    def mean(m):
+        if not jnp.issubdtype(m.dtype, jnp.inexact):
+            m = m.astype(jnp.float32)
+        return jnp.sum(jnp.where(ok, m, jnp.zeros_like(m)), axis=0) / count.astype(m.dtype)
+
+    return jax.tree.map(mean, metrics)
+
+
+def finish_epoch(loop: EpochLoop, ts: TrainState, metrics, ok, val_data, *,
+                 stacked: bool = True) -> dict:
+    """An epoch's metrics from its steps' ``metrics`` and guard flags ``ok`` (leading axis:
+    steps; ``stacked=False``: the one step of a full-batch epoch, unstacked): their mean (over
+    the applied steps under ``'skip'``, plus ``skipped``), or every step's with ``per_step``;
+    then ``val_<metric>`` of the validation pass on ``val_data`` (if not None)."""
+    if loop.per_step:
+        if not stacked:
+            metrics, ok = jax.tree.map(lambda m: m[None], metrics), ok[None]
+        if loop.guard == "skip":
+            metrics["skipped"] = (~ok).astype(jnp.int32)
+    elif loop.guard == "skip":
+        if not stacked:
+            metrics, ok = jax.tree.map(lambda m: m[None], metrics), ok[None]
+        metrics = _masked_mean(metrics, ok)
+        metrics["skipped"] = jnp.sum(~ok).astype(jnp.int32)
+    elif stacked:
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+    if val_data is not None:
+        val = mean_metrics(loop.objective, ts.params, ts.model_state, val_data,
+                           loop.val_batch_size)
+        metrics.update({f"val_{k}": v for k, v in val.items()})
+    return metrics
+
+
+def run_steps(loop: EpochLoop, carry, batches, step_key):
+    """Scan the steps of ``batches`` (every leaf with a leading step axis):
+    ``-> (carry, (metrics, ok))``, each stacked over the steps."""
+
+    def body(carry, batch):
+        carry, metrics, ok = guarded_step(loop, carry, batch, step_key)
+        return carry, (metrics, ok)
+
+    return jax.lax.scan(body, carry, batches)
+
+
+def run_epoch(loop: EpochLoop, carry, data, val_data, keys, epoch):
+    """One epoch over ``data`` in memory (every leaf ``(n, ...)``): ``-> (carry, metrics)``."""
+    shuffle_key, step_key = keys
+    if loop.full_batch:  # one step on the whole set: no shuffle, no gather
+        carry, metrics, ok = guarded_step(loop, carry, data, step_key)
+        return carry, finish_epoch(loop, carry[0], metrics, ok, val_data, stacked=False)
+    index = shuffled_batches(shuffle_key, epoch, loop.num_examples, loop.batch_size)
+
+    def body(carry, idx):
+        carry, metrics, ok = guarded_step(loop, carry, jax.tree.map(lambda a: a[idx], data),
+                                          step_key)
+        return carry, (metrics, ok)
+
+    carry, (metrics, ok) = jax.lax.scan(body, carry, index)
+    return carry, finish_epoch(loop, carry[0], metrics, ok, val_data)
+
+
+def run_epochs(loop: EpochLoop, carry, data, val_data, keys, first_epoch, count: int):
+    """Epochs ``first_epoch .. first_epoch + count - 1`` as one ``lax.scan``:
+    ``-> (carry, metrics)``, each metric with a leading epoch axis of length ``count``."""
+    epoch_ids = first_epoch + jnp.arange(count)
+    return jax.lax.scan(lambda c, e: run_epoch(loop, c, data, val_data, keys, e), carry,
+                        epoch_ids, unroll=min(loop.unroll, count))
+
+
+def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> dict:
+    """Example-weighted mean of ``objective``'s metrics in evaluation mode (train=False, no
+    key) over ``data`` (every leaf ``(n, ...)``): full batches of ``batch_size`` plus the
+    remainder, ``sum_b |b| * metrics(b) / n``; ``'loss'`` is the objective's total."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    full, rest = divmod(n, batch_size)
+
+    def metrics_of(batch):
+        total, (_, metrics) = objective(params, state, batch, None, False)
+        return {"loss": total, **metrics}
+
+    batches = jax.tree.map(lambda a: a[: full * batch_size].reshape(full, batch_size, *a.shape[1:]),
+                           data)
+    sums = jax.tree.map(lambda m: jnp.sum(m, axis=0) * batch_size, jax.lax.map(metrics_of, batches))
+    if rest:
+        tail = metrics_of(jax.tree.map(lambda a: a[full * batch_size:], data))
+        sums = jax.tree.map(lambda s, m: s + m * rest, sums, tail)
+    return jax.tree.map(lambda s: s / n, sums)
+
+
+# ----------------------------------------------------------------------------- compiled forms
+
+@functools.lru_cache(maxsize=64)
+def compiled_epochs(loop: EpochLoop) -> Callable:
+    """``run(ts, data, val_data, keys, first_epoch, count) -> (ts, metrics[count], guard)``:
+    :func:`run_epochs` jitted (``count`` static) with ``ts`` donated. The epoch scan is not
+    unrolled unless the loop asks, so the compiled step is the same whatever ``count`` is:
+    chunking never changes a bit of the params, states or training metrics. (The validation
+    metrics are computed as the epoch's last output, which XLA fuses into the stacked output
+    when ``count > 1``: they can then differ in the last bit from ``count = 1``.)"""
+
+    @functools.partial(jax.jit, static_argnums=(5,), donate_argnums=(0,))
+    def run(ts, data, val_data, keys, first_epoch, count):
+        (ts, g), metrics = run_epochs(loop, (ts, initial_guard(loop)), data, val_data, keys,
+                                      first_epoch, count)
+        return ts, metrics, g
+
+    return run
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_steps(loop: EpochLoop) -> Callable:
+    """``run((ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
+    :func:`run_steps` jitted with the carry donated (one chunk of a stream)."""
+    return jax.jit(functools.partial(run_steps, loop), donate_argnums=(0,))
+
+
+def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data):
+    """The last chunk of a streamed epoch: :func:`run_steps` on ``batches``, then
+    :func:`finish_epoch` over the epoch's steps (``earlier = (metrics, ok)`` of its previous
+    chunks, then these): ``-> (carry, metrics)``, in one program as in the in-memory epoch."""
+    carry, (metrics, ok) = run_steps(loop, carry, batches, step_key)
+    metrics, ok = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), earlier, (metrics, ok))
+    return carry, finish_epoch(loop, carry[0], metrics, ok, val_data)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_last_steps(loop: EpochLoop) -> Callable:
+    """:func:`run_last_steps` jitted with the carry donated."""
+    return jax.jit(functools.partial(run_last_steps, loop), donate_argnums=(0,))
+
+
+class ArrayEpochs:
+    """``fit``'s epochs over arrays in memory: ``runner(ts, first_epoch, count) -> (ts,
+    metrics, guard)`` as device values (dispatched, not waited for); ``ts`` is donated.
+    ``evaluate_validation(ts) -> {name: value}`` (optional, with ``count == 1``) adds metrics
+    computed outside the compiled epoch (a streamed validation set)."""
+
+    def __init__(self, loop: EpochLoop, data, val_data, keys, *,
+                 evaluate_validation: Callable | None = None):
+        self.loop, self.data, self.val_data, self.keys = loop, data, val_data, keys
+        self.evaluate_validation = evaluate_validation
+
+    def __call__(self, ts: TrainState, first_epoch: int, count: int):
+        ts, metrics, guard = compiled_epochs(self.loop)(ts, self.data, self.val_data, self.keys,
+                                                        first_epoch, count)
+        if self.evaluate_validation is not None:
+            extra = self.evaluate_validation(ts)
+            metrics = {**metrics, **{k: jnp.full((count,), v, jnp.float32)
+                                     for k, v in extra.items()}}
+        return ts, metrics, guard

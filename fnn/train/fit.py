@@ -1,0 +1,335 @@
+"""``fit``: a thin orchestrator over the epoch engine (arrays in memory, or a stream of batches),
+with checkpoints, resume, early stopping, callbacks, the NaN guard and progress output."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn.train.checkpointing import FitCheckpoints
+from fnn.train.config import FitConfig, batch_size_for, check_trainer
+from fnn.train.early_stopping import EarlyStopper, EarlyStopping
+from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.history import History
+from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
+from fnn.train.progress import Progress, progress_mode
+from fnn.train.step import TrainState, check_sites, checked_step
+from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
+from fnn.validation import finite_data, num_examples
+
+__all__ = ["FitResult", "fit", "epoch_runner"]
+
+
+class FitResult(NamedTuple):
+    """What ``fit`` returns: final (or best) params and states, and per-epoch ``history``
+    (``{metric: np.ndarray[epochs]}``; validation metrics are prefixed ``val_``)."""
+    params: Any
+    model_state: Any
+    opt_state: Any
+    history: dict
+
+
+def fit(objective: Callable, params, optimizer, data, *, model_state=None, epochs: int = 1,
+        batch_size: int | None = None, steps_per_epoch: int | None = None, seed: int = 0,
+        validation_data=None, early_stopping: EarlyStopping | None = None,
+        callbacks: Sequence[Callable[[int, dict], bool | None]] = (), progress=True,
+        epochs_per_call: int | None = None, checkpoint_dir=None,
+        checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
+        on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
+        stream_chunk: int = 16) -> FitResult:
+    """Train ``params`` to minimise ``objective`` on ``data`` with ``optimizer``.
+
+    Args:
+      objective: ``(params, state, batch, key, train) -> (loss, (state, metrics))``
+        (see :func:`fnn.supervised`).
+      params, model_state: initial parameters and model state (e.g. from ``net.init``; a
+        network with BatchNorm needs its state).
+      optimizer: ``fnn.optim`` or optax transformation.
+      data: arrays in memory: a pytree of arrays with a leading example axis, e.g. ``(x, y)``
+        (a tuple, list, dict or array); or a **stream**: any other iterable of host batches
+        (a generator, a data loader), each a pytree like ``(x_b, y_b)`` of one fixed shape.
+        A one-shot iterator is read on across epochs; a re-iterable is iterated afresh each
+        epoch. See :mod:`fnn.train.stream`.
+      epochs: passes over the data (in total, counting those of a resumed run). With
+        ``batch_size=None`` every epoch is one full-batch step.
+      batch_size: minibatch size for arrays (shuffled each epoch, last partial batch
+        dropped) or None (full batch). A stream's batches are used as they come.
+      steps_per_epoch: batches per epoch of a stream (default: ``len(data)``; needed for a
+        generator).
+      seed: determines the shuffles and the per-step keys (dropout etc.).
+      validation_data: arrays or a re-iterable stream, evaluated after every epoch and
+        reported as ``val_<metric>``.
+      early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``).
+      callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
+        checkpoint, if one is due, has been written).
+      progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
+        epochs (logs, CI); an int N: a line every N epochs; False: nothing.
+      epochs_per_call: epochs per compiled call (default: all of them without progress
+        output, ~50 calls with it; 1 with callbacks, early stopping or a stream). It never
+        changes the result, only how often Python sees the metrics.
+      checkpoint_dir: write checkpoints ``ckpt-<epoch>.npz`` there (see ``fnn.checkpoint``):
+        every ``checkpoint_every`` epochs, at the end, when the run is interrupted
+        (KeyboardInterrupt: saved, then re-raised) and when the NaN guard stops it.
+      checkpoint_every: epochs between checkpoints (None: only at the end and on interrupts).
+      keep: how many of the newest checkpoints to keep (plus the best by the early-stopping
+        metric, or ``val_loss``, or ``loss``); None keeps all.
+      resume: continue from the newest intact checkpoint in ``checkpoint_dir`` (corrupt ones
+        are skipped with a warning; without any, start afresh). The result is bit-identical
+        to an uninterrupted run with the same arguments (a stream is read on from where it
+        stands).
+      on_nonfinite: the NaN guard, checked on device at every step: None (off; ``fit`` warns
+        at the end if the loss became non-finite), ``'raise'`` (stop with
+        :class:`NonFiniteError`, whose ``report`` names the step, the kind and the first
+        non-finite leaf; ``err.params`` are those from before that step, also saved to
+        ``checkpoint_dir/nonfinite-<step>.npz``) or ``'skip'`` (a bad step changes nothing,
+        like ``optax.apply_if_finite``; ``history['skipped']`` counts them per epoch).
+      check_finite_inputs: reject data holding NaN or inf before training (a host pass).
+      unroll: epochs per iteration of the compiled epoch loop (tiny full-batch nets run
+        faster unrolled; results then depend in the last bits on ``epochs_per_call``, so it
+        cannot be combined with checkpointing).
+      stream_chunk: batches of a stream per compiled call (K); at most 2K batches are ever
+        ahead of the device.
+
+    Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
+    validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
+    """
+    check_trainer("fit", objective, optimizer)
+    config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
+                       validation_data is not None, early_stopping, callbacks, progress,
+                       epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
+                       on_nonfinite, check_finite_inputs, unroll)
+    model_state = {} if model_state is None else model_state
+    runner, steps_per_epoch, sizes = epoch_runner(config, objective, optimizer, params,
+                                                  model_state, data, validation_data)
+    # Copy so that donating the train state never invalidates the caller's arrays.
+    ts = jax.tree.map(jnp.array, TrainState(params, model_state, optimizer.init(params),
+                                            jnp.zeros((), jnp.int32)))
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = FitCheckpoints(checkpoint_dir, keep, *config.best_metric(),
+                                     {"seed": int(seed), **sizes, "on_nonfinite": on_nonfinite,
+                                      "epochs": config.epochs})
+    per_epoch = is_stream(data) or is_stream(validation_data)  # host work after every epoch
+    return FitRun(config, runner, steps_per_epoch, ts, checkpoints, streaming=per_epoch).train()
+
+
+def epoch_runner(config: FitConfig, objective, optimizer, params, state, data, val_data):
+    """``(runner, steps_per_epoch, sizes)`` for ``data``: an :class:`ArrayEpochs` over arrays
+    or a :class:`StreamEpochs` over a stream, after checking the data against the objective
+    (``objective.check_data``, if it has one) and, optionally, for non-finite values."""
+    keys = epoch_keys(jax.random.key(config.seed))
+    check_data = getattr(objective, "check_data", None)
+    streaming = is_stream(data)
+    if streaming:
+        batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
+        example, batch_size = batches.first, batches.batch_size
+        steps_per_epoch = _stream_steps(config, data, batches)
+    else:
+        if config.steps_per_epoch is not None:
+            raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
+                             "make n // batch_size steps per epoch")
+        n = num_examples("fit", data)
+        batch_size = batch_size_for("fit", config.batch_size, n)
+        if config.check_finite_inputs:
+            finite_data("fit", data)
+        example = data = jax.tree.map(jnp.asarray, data)
+        steps_per_epoch = n // batch_size
+    if check_data is not None:
+        check_data(params, state, example, "fit")
+    val_arrays, val_batch_size, val_stream = None, None, None
+    if val_data is not None and is_stream(val_data):
+        val_stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
+                                 check_finite=config.check_finite_inputs)
+        if check_data is not None:
+            check_data(params, state, val_stream.first, "fit(validation_data)")
+    elif val_data is not None:
+        n_val = num_examples("fit(validation_data)", val_data)
+        val_batch_size = min(n_val, max(batch_size, 1024))
+        if config.check_finite_inputs:
+            finite_data("fit(validation_data)", val_data)
+        val_arrays = jax.tree.map(jnp.asarray, val_data)
+        if check_data is not None:
+            check_data(params, state, val_arrays, "fit(validation_data)")
+    loop = _loop(objective, optimizer, batch_size, None if streaming else n, config.guard,
+                 val_batch_size, config.unroll)
+    evaluate_validation = None if val_stream is None else (
+        lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
+            objective, ts.params, ts.model_state, val_stream).items()})
+    if not streaming:
+        runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
+        return runner, steps_per_epoch, {"batch_size": batch_size, "num_examples": n}
+    runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays, keys,
+                          evaluate_validation=evaluate_validation)
+    return runner, steps_per_epoch, {"batch_size": batch_size, "num_examples": None,
+                                     "steps_per_epoch": steps_per_epoch}
+
+
+@functools.lru_cache(maxsize=64)
+def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll) -> EpochLoop:
+    """fit's epoch loop, cached: repeated fits with the same objective, optimizer and sizes
+    get the same loop, so they reuse its compiled code."""
+    return EpochLoop(checked_step(objective, optimizer), batch_size, n, guard,
+                     objective=objective, val_batch_size=val_batch_size, unroll=unroll)
+
+
+def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch
+    if batches.one_shot or not hasattr(data, "__len__"):
+        raise ValueError(f"fit: a stream of type {type(data).__name__} has no length; pass "
+                         f"steps_per_epoch= (batches per epoch)")
+    return len(data)
+
+
+class FitRun:
+    """One ``fit`` run between compiled calls: the train state, the epoch and step counters,
+    the history, early stopping, checkpoints, the progress output, and what happens when the
+    run is interrupted or stopped by the NaN guard."""
+
+    def __init__(self, config: FitConfig, runner, steps_per_epoch: int, ts: TrainState,
+                 checkpoints: FitCheckpoints | None, *, streaming: bool):
+        self.config, self.runner, self.steps_per_epoch = config, runner, steps_per_epoch
+        self.checkpoints, self.streaming = checkpoints, streaming
+        self.ts, self.history, self.epoch, self.stop = ts, History(), 0, False
+        rule = config.early_stopping
+        self.stopper = EarlyStopper(rule) if rule is not None else None
+        self.pending = None   # (outputs, count) of a compiled call not yet recorded
+        if config.resume:
+            self.resume()
+        self.step = int(self.ts.step)  # the global step counter, tracked on the host too
+
+    def train(self) -> FitResult:
+        mode, every = progress_mode(self.config.progress)
+        progress = Progress(mode, every, self.config.epochs, self.epoch)
+        try:
+            while self.epoch < self.config.epochs and not self.stop:
+                count = self.config.calls_from(self.epoch, self.streaming)
+                self.pending = (self.runner(self.ts, self.epoch, count), count)
+                rows = self.record()
+                progress.update(self.epoch, rows[-1])
+                self.after_epochs(rows)
+            self.final_checkpoint()
+        except KeyboardInterrupt:
+            self.interrupted()
+            raise
+        finally:
+            progress.close()
+        self.warn_if_nonfinite()
+        best = self.stopper.best if self.stopper is not None else None
+        params, model_state = (self.ts.params, self.ts.model_state) if best is None else best
+        return FitResult(params, model_state, self.ts.opt_state, self.history.arrays())
+
+    def record(self) -> list[dict]:
+        """Take in the pending call's outputs; returns its epochs' metric rows."""
+        (ts, metrics, guard), count = self.pending
+        metrics = jax.device_get(metrics)
+        if guard is not None and int(guard.bad_step) >= 0:
+            self.raise_nonfinite(ts, metrics, guard)
+        # One statement, so an interrupt sees either the old record or the new one.
+        self.ts, self.history, self.epoch, self.step, self.pending = (
+            ts, self.history.extended(metrics), self.epoch + count,
+            self.step + count * self.steps_per_epoch, None)
+        return [{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+
+    def after_epochs(self, rows: list[dict]) -> None:
+        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded."""
+        if self.stopper is not None:
+            for row in rows:
+                self.stop = self.stopper.update(row, self.ts) or self.stop
+        every = self.config.checkpoint_every
+        done = self.epoch >= self.config.epochs
+        if self.checkpoints is not None and ((every is not None and self.epoch % every == 0)
+                                             or done or self.stop):
+            self.save(finished=done or self.stop, stopped=self.stop, reason="periodic")
+        for i, row in enumerate(rows):
+            for callback in self.config.callbacks:
+                self.stop = bool(callback(self.epoch - len(rows) + i, row)) or self.stop
+
+    def save(self, *, finished: bool, stopped: bool, reason: str):
+        best = self.stopper.best if self.stopper is not None else None
+        state = self.stopper.state() if self.stopper is not None else None
+        return self.checkpoints.save(self.epoch, self.ts, best, self.history, state,
+                                     finished=finished, stopped=stopped, reason=reason)
+
+    def final_checkpoint(self) -> None:
+        if self.checkpoints is None:
+            return
+        if self.stop and self.checkpoints.saved != (self.epoch, True):
+            self.save(finished=True, stopped=True, reason="stopped")
+        elif self.checkpoints.saved[0] != self.epoch:  # e.g. resumed a finished run
+            self.save(finished=self.epoch >= self.config.epochs, stopped=self.stop,
+                      reason="final")
+
+    def resume(self) -> None:
+        found = self.checkpoints.resume(self.ts) if self.checkpoints is not None else None
+        if found is None:
+            return
+        tree, meta, _ = found
+        self.ts = jax.tree.map(jnp.array, TrainState(tree["params"], tree["model_state"],
+                                                     tree["opt_state"], tree["step"]))
+        if self.stopper is not None:
+            best = (tree["best"]["params"], tree["best"]["model_state"]) if "best" in tree else None
+            self.stopper = EarlyStopper(self.config.early_stopping, best=best,
+                                        **(meta.get("early_stopping") or {}))
+        self.history = History.from_json(meta["history"])
+        self.epoch, self.stop = int(meta["epoch"]), bool(meta.get("stopped"))
+
+    def interrupted(self) -> None:
+        """KeyboardInterrupt: record a call that finished, save, warn (then fit re-raises)."""
+        if self.checkpoints is None:
+            return
+        if self.pending is not None:
+            # Best effort while interrupted: if the results cannot be fetched (or the guard
+            # tripped), ``pending`` stays set and the newest checkpoint is the last good state.
+            with contextlib.suppress(Exception):
+                self.record()
+        deleted = any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(self.ts))
+        if self.pending is None and not deleted:  # a donated state is gone: nothing to save
+            if self.checkpoints.saved[0] != self.epoch:
+                self.save(finished=False, stopped=False, reason="interrupt")
+            warnings.warn(f"fit: interrupted after epoch {self.epoch}; saved "
+                          f"{str(self.checkpoints.manager.path(self.epoch))!r} (resume with "
+                          f"resume=True)", stacklevel=4)
+        else:
+            warnings.warn("fit: interrupted while the train state was being replaced; the "
+                          "newest checkpoint in the directory is the last consistent one",
+                          stacklevel=4)
+
+    def raise_nonfinite(self, ts: TrainState, metrics: dict, guard) -> None:
+        """Record the complete epochs of the failed call, save the last finite state, raise."""
+        guard = jax.device_get(guard)
+        bad_step, check = int(guard.bad_step), int(guard.bad_check)
+        spe = self.steps_per_epoch
+        epochs_done = (bad_step - self.step) // spe
+        sites = check_sites(ts.params)
+        kind, path = sites[check] if 0 <= check < len(sites) else ("loss", None)
+        report = NonFiniteReport(kind, path, bad_step, self.epoch + epochs_done,
+                                 (bad_step - self.step) % spe, spe, float(guard.bad_loss))
+        history = self.history.extended(metrics, epochs=epochs_done)
+        saved = (self.checkpoints.save_nonfinite(ts, history, report)
+                 if self.checkpoints is not None else None)
+        raise NonFiniteError(
+            f"fit: non-finite {report.describe()}; loss {report.loss:.6g}). Training stopped "
+            f"(on_nonfinite='raise'); err.params hold the params from before that step"
+            + (f", saved to {str(saved)!r}" if saved else "")
+            + ". Lower the learning rate, check the data (check_finite_inputs=True), or pass "
+              "on_nonfinite='skip' to skip such steps.",
+            report, params=ts.params, model_state=ts.model_state, opt_state=ts.opt_state,
+            history=history.arrays(), checkpoint=saved)
+
+    def warn_if_nonfinite(self) -> None:
+        """With the guard off, say so when the loss became non-finite."""
+        loss = self.history.arrays().get("loss")
+        if self.config.guard is None and loss is not None and not np.all(np.isfinite(loss)):
+            first = int(np.argmin(np.isfinite(loss)))
+            warnings.warn(f"fit: the loss became non-finite (NaN or inf) in epoch {first}, so "
+                          f"the returned params are likely non-finite too. Pass "
+                          f"on_nonfinite='raise' to stop at the first bad step with a report "
+                          f"of where it happened, or on_nonfinite='skip' to leave such steps "
+                          f"out; check_finite_inputs=True checks the data first",
+                          RuntimeWarning, stacklevel=4)
