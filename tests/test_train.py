@@ -1,5 +1,6 @@
 """Training loop: equivalence with a hand loop, determinism, no retracing, metrics, stopping."""
 import io
+import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -247,3 +248,53 @@ def test_unrolled_epochs_give_the_same_training_up_to_rounding():
                 checkpoint_dir="ckpt")
     with pytest.raises(ValueError, match=r"fit: unroll must be a positive int, got 0"):
         fnn.fit(objective, params, fnn.optim.sgd(0.1), data, epochs=2, progress=False, unroll=0)
+
+
+def test_masked_sequences_train_through_fit_and_evaluate():
+    """((x, mask), y) batches: what the padded steps hold changes nothing, bit for bit."""
+    rng = np.random.RandomState(0)
+    lengths = rng.randint(2, 7, 40)
+    mask = np.asarray(fnn.sequence_mask(jnp.asarray(lengths), 6))
+    x = rng.randn(40, 6, 3).astype(np.float32)
+    y = ((x * mask[..., None]).sum(axis=(1, 2)) > 0).astype(np.int32)
+    junk = np.where(mask[..., None], x, rng.randn(40, 6, 3).astype(np.float32) * 100)
+    net = fnn.serial(fnn.Recurrent(fnn.LSTMCell(8), return_sequences=False), fnn.Dense(2))
+    params, _ = net.init(jax.random.key(0), ((6, 3), (6,)))
+    run = lambda x: fnn.fit(fnn.supervised(net), params, fnn.optim.adam(1e-2), ((x, mask), y),
+                            epochs=4, batch_size=8, validation_data=((x, mask), y),
+                            progress=False)
+    clean, padded = run(x), run(junk)
+    for a, b in zip(jax.tree.leaves(clean.params), jax.tree.leaves(padded.params)):
+        assert np.array_equal(a, b)
+    assert clean.history["loss"][-1] < clean.history["loss"][0]
+    metrics = fnn.evaluate(fnn.supervised(net), clean.params, None, ((junk, mask), y))
+    np.testing.assert_allclose(metrics["loss"], clean.history["val_loss"][-1], rtol=1e-5)
+
+
+def test_a_stateful_network_without_its_state_and_a_network_as_objective_are_named():
+    net = fnn.serial(fnn.Dense(4), fnn.BatchNorm(), fnn.Dense(2))
+    params, state = net.init(KEY, (2,))
+    data = blobs(n=16)
+    with pytest.raises(ValueError, match=r"fit: the network carries state \(e.g. BatchNorm "
+                                         r"statistics\) but no model state was given; pass the "
+                                         r"state from net.init.*model_state=state"):
+        fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), data, progress=False)
+    with pytest.raises(ValueError, match=r"evaluate: the network carries state"):
+        fnn.evaluate(fnn.supervised(net), params, None, data)
+    with pytest.raises(TypeError, match=r"fit: got the network 'serial' where an objective "
+                                        r"belongs; wrap it: fit\(fnn.supervised\(net, loss\)"):
+        fnn.fit(net, params, fnn.optim.sgd(0.1), data, progress=False)
+
+
+def test_streamed_fit_compiles_once_per_chunk_shape():
+    import chex
+    net, params = setup()
+    objective = fnn.supervised(net)
+    x, y = blobs(n=64)
+    counted = chex.assert_max_traces(lambda p, s, b, k, t: objective(p, s, b, k, t), n=2)
+    stream = lambda start: ((x[i:i + 8], y[i:i + 8])
+                            for i in itertools.cycle(range(start, 64 - 8, 8)))
+    opt = fnn.optim.sgd(0.1)
+    for start in range(3):         # 5 steps per epoch in chunks of 2 + 2 + 1: two programs
+        fnn.fit(counted, params, opt, stream(start), epochs=2, steps_per_epoch=5,
+                stream_chunk=2, progress=False)
