@@ -6,7 +6,7 @@ Networks are pure functions over parameter pytrees::
     params, state = net.init(jax.random.key(0), (2,))
     logits = net(params, x)
 """
-from fnn import activations, data, initializers, losses, models, optim
+from fnn import activations, data, initializers, losses, models, optim, sharding
 from fnn.activations import (Activation, Maxout, elu, gelu, leaky_relu, log_softmax, relu, selu,
                              sigmoid, softmax, softplus, step, swish, tanh)
 from fnn.check import gradcheck, tree_max_rel_diff

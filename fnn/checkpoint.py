@@ -32,6 +32,14 @@ The manifest holds::
 * Writes are atomic: the archive is written to a temporary file in the same directory,
   flushed and fsync'ed, moved over the destination with ``os.replace``, and the directory is
   fsync'ed. A crash leaves either the old file or the new one, never a mix.
+* Version 2 (several processes, ``jax.distributed``): an array whose pieces live in several
+  processes is not in the file; its manifest entry has ``"entry": null`` and ``"pieces"``
+  (``file``, ``entry`` and the ``index`` ``[[start, stop], ...]`` of each distinct piece),
+  and each process writes the pieces it holds to ``<name>.p<k>.npz`` (itself a version-1
+  file). After a barrier, process 0 writes the checkpoint with ``"shards": {file: whole-file
+  SHA-256}``: the commit. Loading puts the array together from the pieces, refusing a shard
+  file that is missing or whose SHA-256 differs, by name. Arrays in one process, however
+  sharded, are saved whole, and restore onto any devices: a target leaf's sharding says where.
 
 :class:`CheckpointManager` keeps numbered checkpoints in a directory (the last ``keep`` and
 the best by a metric) and finds the newest valid one, skipping corrupt files with a warning.
@@ -57,10 +65,10 @@ import numpy as np
 
 __all__ = ["CheckpointError", "CheckpointCorruptError", "CheckpointMismatchError", "Checkpoint",
            "save", "load", "restore", "read_manifest", "verify", "CheckpointManager",
-           "FORMAT", "VERSION"]
+           "shard_file", "FORMAT", "VERSION"]
 
 FORMAT = "fnn.checkpoint"
-VERSION = 1
+VERSION = 2   # 1: one file; 2: plus the pieces of arrays that span processes, in shard files
 _MANIFEST = "manifest.json"
 _TRAILER = b"fnn-sha256:"   # ZIP comment: this tag, then the file's SHA-256 in hex (64 bytes)
 
@@ -199,6 +207,12 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
     ``metadata``: an optional JSON-able dict stored in the manifest (epoch, metrics...).
     Returns the path. Raises ``TypeError`` for leaves that are not arrays or numbers and
     :class:`CheckpointError` when the file cannot be written (missing or read-only directory).
+
+    With several processes (``jax.distributed``) every process must call ``save`` with the
+    same tree and a path on a file system they share: each process writes the pieces of the
+    arrays that span processes which it holds (``<name>.p<k>.npz``), then, after a barrier,
+    process 0 writes ``path`` naming them with their SHA-256 (format version 2): the
+    checkpoint exists, whole, once that file does.
     """
     path = Path(path)
     if path.suffix != ".npz":
@@ -208,19 +222,31 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
         raise TypeError(f"checkpoint.save: metadata must be a dict, got {type(metadata).__name__}")
     metadata = _json_safe(metadata)
     flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    leaves, blobs = [], []
+    leaves, blobs, pieces = [], [], {}
     digest = hashlib.sha256()
     for i, (key_path, leaf) in enumerate(flat):
         where = _keystr(key_path)
         keys = [_key_entry(k, where) for k in key_path]
+        if _spans_processes(leaf):
+            fields, mine = _plan_pieces(leaf, i, path)
+            pieces.update(mine)
+            leaves.append({"path": where, "keys": keys, "entry": None, **fields})
+            continue
         stored, fields = _leaf_to_numpy(leaf, where)
         blob = _npy_bytes(stored)
         digest.update(blob)
         blobs.append(blob)
         leaves.append({"path": where, "keys": keys, "entry": f"{i}.npy", **fields})
-    manifest = {"format": FORMAT, "version": VERSION, "treedef": str(treedef), "leaves": leaves,
+    manifest = {"format": FORMAT, "version": 2 if pieces or any(l["entry"] is None for l in leaves)
+                else 1, "treedef": str(treedef), "leaves": leaves,
                 "payload_sha256": digest.hexdigest(), "metadata": metadata}
+    if jax.process_count() == 1:
+        return _write(path, manifest, blobs)
+    return _save_across_processes(path, manifest, blobs, pieces)
 
+
+def _write(path: Path, manifest: dict, blobs: list) -> Path:
+    """The archive: the manifest, the entries, the whole-file SHA-256; atomically."""
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {str(directory)!r} is not "
@@ -235,8 +261,9 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
                 archive.comment = _TRAILER + b"0" * 64   # placeholder, filled in below
                 archive.writestr(_MANIFEST, json.dumps(manifest, indent=1, allow_nan=True))
-                for entry, blob in zip(leaves, blobs):
-                    archive.writestr(entry["entry"], blob)
+                entries = [l["entry"] for l in manifest["leaves"] if l["entry"] is not None]
+                for entry, blob in zip(entries, blobs):
+                    archive.writestr(entry, blob)
             f.seek(0, os.SEEK_END)
             digest = _sha256_of(f, f.tell() - 64)
             f.seek(-64, os.SEEK_END)
@@ -252,6 +279,108 @@ def save(path, tree, *, metadata: dict | None = None) -> Path:
         raise
     _fsync_dir(directory)
     return path
+
+
+# ----------------------------------------------------------------------------- several processes
+
+def _spans_processes(leaf) -> bool:
+    """A jax.Array whose distinct pieces live in several processes (not one process's to save)."""
+    return (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
+            and not leaf.is_fully_replicated)
+
+
+def shard_file(path, process: int) -> Path:
+    """The file process ``process`` writes its pieces of checkpoint ``path`` to."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.p{process}.npz")
+
+
+def _plan_pieces(leaf, i: int, path: Path) -> tuple[dict, dict]:
+    """``(manifest fields, {entry: array of this process})`` for a leaf spanning processes:
+    one piece per distinct index of its sharding, owned by the process of the first device
+    that holds it (every process computes the same plan)."""
+    if _is_prng_key(leaf):
+        raise TypeError(f"checkpoint: a PRNG key array that spans processes cannot be saved "
+                        f"(at leaf {i}); replicate it first")
+    owners: dict = {}
+    for device, index in leaf.sharding.devices_indices_map(leaf.shape).items():
+        span = tuple((s.start or 0, leaf.shape[d] if s.stop is None else s.stop)
+                     for d, s in enumerate(index))
+        if span not in owners or device.id < owners[span].id:
+            owners[span] = device
+    local = {shard.device.id: shard for shard in leaf.addressable_shards}
+    dtype = np.dtype(leaf.dtype)
+    stored_dtype = dtype if _numpy_native(dtype) else np.dtype(f"<u{dtype.itemsize}")
+    fields = {"dtype": dtype.name, "shape": list(leaf.shape), "stored_dtype": stored_dtype.name,
+              "prng_impl": None, "pieces": []}
+    mine = {}
+    for j, (span, device) in enumerate(sorted(owners.items(), key=lambda kv: kv[0])):
+        entry = f"{i}.{j}"
+        fields["pieces"].append({"file": shard_file(path, device.process_index).name,
+                                 "entry": entry, "index": [list(s) for s in span]})
+        if device.id in local:
+            mine[entry] = np.asarray(local[device.id].data).view(stored_dtype)
+    return fields, mine
+
+
+def _save_across_processes(path: Path, manifest: dict, blobs: list, pieces: dict) -> Path:
+    from jax.experimental import multihost_utils
+
+    me = jax.process_index()
+    if pieces:
+        _write_pieces(shard_file(path, me), pieces)
+    multihost_utils.sync_global_devices(f"fnn.checkpoint: pieces of {path.name} written")
+    if me == 0:
+        files = sorted({p["file"] for l in manifest["leaves"] for p in l.get("pieces", ())})
+        manifest["shards"] = {name: _trailer_sha(path.with_name(name)) for name in files}
+        _write(path, manifest, blobs)
+    multihost_utils.sync_global_devices(f"fnn.checkpoint: {path.name} committed")
+    return path
+
+
+def _write_pieces(path: Path, pieces: dict) -> None:
+    """One process's pieces as a version-1 checkpoint of ``{entry: array}``."""
+    leaves, blobs = [], []
+    digest = hashlib.sha256()
+    for i, (entry, array) in enumerate(pieces.items()):
+        blob = _npy_bytes(array)
+        digest.update(blob)
+        blobs.append(blob)
+        leaves.append({"path": f"[{entry!r}]", "keys": [["dict", entry]], "entry": f"{i}.npy",
+                       "dtype": array.dtype.name, "shape": list(array.shape),
+                       "stored_dtype": array.dtype.name, "prng_impl": None})
+    _write(path, {"format": FORMAT, "version": 1, "treedef": "pieces", "leaves": leaves,
+                  "payload_sha256": digest.hexdigest(), "metadata": {}}, blobs)
+
+
+def _trailer_sha(path: Path) -> str:
+    """The whole-file SHA-256 a checkpoint file records in its trailer (after checking it)."""
+    verify(path)
+    with _open(path) as archive:
+        return archive.comment[len(_TRAILER):].decode("ascii")
+
+
+def _assemble(leaf: dict, path, shards: dict, cache: dict) -> np.ndarray:
+    """A leaf saved in pieces across processes, put together from their files."""
+    stored = _dtype_from_name(leaf["stored_dtype"], leaf["path"], path)
+    out = np.empty(tuple(leaf["shape"]), stored)
+    for piece in leaf["pieces"]:
+        name = piece["file"]
+        if name not in cache:
+            file = Path(path).with_name(name)
+            try:
+                recorded, actual = shards[name], _trailer_sha(file)
+            except CheckpointCorruptError as err:
+                raise CheckpointCorruptError(f"checkpoint {str(path)!r}: its shard file "
+                                             f"{str(file)!r} is missing or corrupted: {err}") from None
+            if actual != recorded:
+                raise CheckpointCorruptError(
+                    f"checkpoint {str(path)!r}: its shard file {str(file)!r} has SHA-256 "
+                    f"{actual[:16]}..., the checkpoint records {recorded[:16]}... (replaced or "
+                    f"written by another save)")
+            cache[name] = load(file).tree
+        out[tuple(slice(a, b) for a, b in piece["index"])] = cache[name][piece["entry"]]
+    return out
 
 
 # ----------------------------------------------------------------------------- reading
@@ -299,13 +428,21 @@ def _parse_manifest(archive, path) -> dict:
     version = manifest.get("version")
     if not isinstance(version, int) or version > VERSION or version < 1:
         raise CheckpointCorruptError(f"checkpoint {str(path)!r} has format version {version!r}; "
-                                     f"this fnn reads version {VERSION}")
+                                     f"this fnn reads version {VERSION} (and 1)")
     leaves = manifest.get("leaves")
     fields = {"path", "keys", "entry", "dtype", "shape", "stored_dtype"}
+    if isinstance(leaves, list):
+        leaves = [dict(l, entry=l.get("entry")) if isinstance(l, dict) and "pieces" in l else l
+                  for l in leaves]
     if not isinstance(leaves, list) or not all(isinstance(l, dict) and fields <= set(l) for l in leaves) \
             or not isinstance(manifest.get("payload_sha256"), str):
         raise CheckpointCorruptError(f"checkpoint {str(path)!r}: the manifest is missing fields "
                                      f"(needs leaves with {sorted(fields)} and payload_sha256)")
+    if any(l["entry"] is None and not isinstance(l.get("pieces"), list) for l in leaves) or (
+            any(l["entry"] is None for l in leaves) and not isinstance(manifest.get("shards"), dict)):
+        raise CheckpointCorruptError(f"checkpoint {str(path)!r}: the manifest has leaves without "
+                                     f"an entry and without pieces in shard files")
+    manifest["leaves"] = leaves
     manifest.setdefault("metadata", {})
     return manifest
 
@@ -324,6 +461,9 @@ def _read_arrays(path) -> tuple[dict, list[np.ndarray]]:
         digest = hashlib.sha256()
         arrays = []
         for leaf in manifest["leaves"]:
+            if leaf["entry"] is None:
+                arrays.append((leaf, None))
+                continue
             blob = _read_entry(archive, leaf["entry"], path, f"leaf {leaf['path']}")
             digest.update(blob)
             arrays.append((leaf, blob))
@@ -343,8 +483,12 @@ def _read_arrays(path) -> tuple[dict, list[np.ndarray]]:
         raise CheckpointCorruptError(
             f"checkpoint {str(path)!r} is corrupted: the file's SHA-256 is {actual[:16]}..., its "
             f"trailer records {comment[len(_TRAILER):len(_TRAILER) + 16].decode('ascii', 'replace')}...")
-    out = []
+    out, cache = [], {}
     for leaf, blob in arrays:
+        if blob is None:
+            out.append(_assemble(leaf, path, manifest["shards"], cache).view(
+                _dtype_from_name(leaf["dtype"], leaf["path"], path)))
+            continue
         try:
             array = np.load(io.BytesIO(blob), allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
@@ -424,6 +568,9 @@ def _restore_leaf(target, array, leaf, path):
         return array
     if isinstance(target, np.generic):
         return array[()]
+    sharding = getattr(target, "sharding", None)
+    if sharding is not None and len(sharding.device_set) > 1:   # onto the target's devices
+        return jax.make_array_from_callback(shape, sharding, lambda index: array[index])
     if isinstance(target, jax.Array) and getattr(target, "weak_type", False):
         return target.at[...].set(array)   # keeps the weak type, so jit sees the same types
     return jnp.asarray(array)
@@ -563,7 +710,8 @@ class CheckpointManager:
         if metrics is not None:
             meta["metrics"] = {k: _to_float(v) for k, v in metrics.items()}
         path = save(self.path(int(step)), tree, metadata=meta)
-        self._prune()
+        if jax.process_index() == 0:  # (with several processes, save has committed it)
+            self._prune()
         return path
 
     def _metric(self, path):
@@ -593,8 +741,9 @@ class CheckpointManager:
             keep.add(best)
         for p in paths:
             if p not in keep:
-                with contextlib.suppress(OSError):  # already gone: nothing to prune
-                    p.unlink()
+                for file in [p, *p.parent.glob(f"{p.stem}.p*.npz")]:  # with its shard files
+                    with contextlib.suppress(OSError):  # already gone: nothing to prune
+                        file.unlink()
 
     def latest(self) -> Path | None:
         """The newest checkpoint that verifies (CRCs and SHA-256); corrupt ones are skipped

@@ -117,4 +117,5 @@ def accuracy(logits, labels):
     """Fraction of rows whose argmax matches the integer label (or the one-hot target's argmax)."""
     if labels.ndim == logits.ndim:
         labels = jnp.argmax(labels, axis=-1)
-    return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+    predicted = jnp.argmax(logits, axis=-1).astype(labels.dtype)  # int32 labels under x64 too
+    return jnp.mean((predicted == labels).astype(jnp.float32))

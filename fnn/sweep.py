@@ -27,8 +27,10 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._jaxpr_rewrite import eval_jaxpr
+from fnn.sharding import DataParallel, auto_mesh
 from fnn.train.config import batch_size_for
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
 from fnn.train.step import TrainState, checked_step
@@ -177,14 +179,19 @@ def _matmul_objective(objective, leaves: tuple, treedef):
 @functools.lru_cache(maxsize=32)
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
-                  seed_axis, hp_axes: tuple):
+                  seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1):
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
     (ts[N], metrics{[N, epochs]})`` (cached so repeated sweeps reuse the compilation).
 
     A seed or hyperparameter shared by all runs is passed unbatched (axis None): then
     everything that depends only on it (the shuffles, the minibatch gathers, the first layer's
     input) is computed once, and a matmul of shared inputs by N weight matrices becomes one
-    wide matmul instead of N small ones."""
+    wide matmul instead of N small ones.
+
+    With a :class:`SweepPlacement` the run axis is split over the mesh axis ``runs`` (and,
+    on a 2-D mesh, each run's batch over ``data``, with the block shuffle of
+    :func:`fnn.train.engine.shuffled_batches`): every output keeps the run axis sharded."""
+    data_parallel = None if placement is None else placement.data_parallel()
 
     def one_run(seed, hp, params0, model_state, data, val_data):
         base = jax.random.key(seed)
@@ -192,19 +199,86 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
         hp = {k: v.astype(dt) for (k, dt), v in zip(hp_dtypes, (hp[k] for k, _ in hp_dtypes))}
         optimizer = make_optimizer(**hp)
         loop = EpochLoop(checked_step(objective, optimizer), batch_size, n,
-                         objective=objective, val_batch_size=val_batch_size)
+                         objective=objective, val_batch_size=val_batch_size,
+                         shuffle_blocks=shuffle_blocks, parallel=data_parallel)
         ts = TrainState(params, model_state, optimizer.init(params), jnp.zeros((), jnp.int32))
         (ts, _), metrics = run_epochs(loop, (ts, None), data, val_data, epoch_keys(base), 0,
                                       epochs)
         return ts, metrics
 
-    return jax.jit(jax.vmap(one_run, in_axes=(seed_axis, dict(hp_axes), None, None, None,
-                                              None), axis_size=n_runs))
+    in_axes = (seed_axis, dict(hp_axes), None, None, None, None)
+    if placement is None:
+        return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=n_runs))
+    return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=n_runs,
+                            spmd_axis_name=placement.run_axis),
+                   out_shardings=placement.runs_sharding())
+
+
+class SweepPlacement(NamedTuple):
+    """A sweep spread over a mesh: the run axis over ``run_axis`` and, if ``data_axis`` is
+    set (a 2-D mesh), each run's batch over it. ``mesh`` is the ``Auto`` twin of the user's
+    ``user_mesh``."""
+    mesh: Any
+    user_mesh: Any
+    run_axis: str
+    data_axis: str | None
+
+    def data_parallel(self) -> DataParallel | None:
+        return (None if self.data_axis is None
+                else DataParallel(self.mesh, self.data_axis, self.user_mesh))
+
+    def runs_sharding(self, mesh=None) -> NamedSharding:
+        return NamedSharding(mesh or self.mesh, P(self.run_axis))
+
+    def place(self, seeds, hp, hp_axes, params0, model_state, data, val_data):
+        """The runner's arguments, placed: per-run arrays over the runs, the data over the
+        batch, everything else replicated."""
+        runs = self.runs_sharding()
+        replicated = DataParallel(self.mesh, self.run_axis, self.user_mesh).replicated
+        dp = self.data_parallel()
+        shard = (lambda t: replicated(t)) if dp is None else (
+            lambda t: dp.data(t) if num_examples("sweep", t) % dp.size == 0 else replicated(t))
+        hp = {k: jax.device_put(v, runs) if axis == 0 else v
+              for (k, axis), v in zip(hp_axes, hp.values())}
+        return (jax.device_put(seeds, runs), hp, None if params0 is None else replicated(params0),
+                replicated(model_state), shard(data),
+                None if val_data is None else shard(val_data))
+
+    def returned(self, tree):
+        """``tree`` (run axis leading) on the user's mesh."""
+        return jax.device_put(tree, self.runs_sharding(self.user_mesh))
+
+
+def _placement(mesh, run_axis: str, data_axis: str, n_runs: int, batch_size: int, n: int):
+    """The sweep's :class:`SweepPlacement` on ``mesh`` (None without one), checked."""
+    if mesh is None:
+        return None
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"sweep: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if run_axis not in mesh.axis_names:
+        raise ValueError(f"sweep: the mesh has axes {tuple(mesh.axis_names)}, none named "
+                         f"{run_axis!r} for the runs; make it with jax.make_mesh((n,), "
+                         f"({run_axis!r},)) (or (runs, data) for a 2-D sweep)")
+    if n_runs % mesh.shape[run_axis]:
+        raise ValueError(f"sweep: the {n_runs} runs do not divide by the {mesh.shape[run_axis]} "
+                         f"devices of mesh axis {run_axis!r}; sweep a multiple of "
+                         f"{mesh.shape[run_axis]} runs")
+    placement = SweepPlacement(auto_mesh(mesh), mesh, run_axis,
+                               data_axis if data_axis in mesh.axis_names else None)
+    dp = placement.data_parallel()
+    if dp is not None:
+        dp.check_batch("sweep", batch_size)
+        if n % dp.size:
+            raise ValueError(f"sweep: the data's {n} examples do not divide by the {dp.size} "
+                             f"devices of mesh axis {data_axis!r}; drop or pad examples")
+    return placement
 
 
 def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
           hparams: dict | None = None, epochs: int = 1, batch_size: int | None = None,
-          model_state=None, validation_data=None, canonical_matmuls: bool = True) -> SweepResult:
+          model_state=None, validation_data=None, canonical_matmuls: bool = True, mesh=None,
+          run_axis: str = "runs", data_axis: str = "data",
+          shuffle_blocks: int | None = None) -> SweepResult:
     """Train N runs of ``objective`` at once (one compiled, vmapped program) and return them all.
 
     Run ``i`` (``i < N``) equals ::
@@ -286,7 +360,11 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         if validation_data is not None:
             check_data(p0, model_state, validation_data, "sweep(validation_data)")
 
-    shared = lambda a: bool(np.all(a == a[0]))
+    placement = _placement(mesh, run_axis, data_axis, n_runs, batch_size, n)
+    blocks = (placement.data_parallel().size if placement is not None and placement.data_axis
+              else shuffle_blocks or 1)
+    blocks = blocks if batch_size < n else 1
+    shared = lambda a: placement is None and bool(np.all(a == a[0]))  # sharded: all per run
     seed_axis = None if shared(seeds_arr) else 0
     hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
     if canonical_matmuls:
@@ -296,10 +374,15 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         objective = _matmul_objective(objective, tuple(leaves), treedef)
     run = _sweep_runner(objective, init if init_is_fn else None, make_optimizer, n_runs, n,
                         batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
-                        hp_axes)
-    ts, metrics = run(jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
-                      {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
-                      None if init_is_fn else init, model_state, data, validation_data)
+                        hp_axes, placement, blocks)
+    args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
+            {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
+            None if init_is_fn else init, model_state, data, validation_data)
+    if placement is not None:
+        args = placement.place(*args[:1], args[1], hp_axes, *args[2:])
+    ts, metrics = run(*args)
+    if placement is not None:
+        ts = placement.returned(ts)
     history = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
     return SweepResult(ts.params, ts.model_state, ts.opt_state, history, seeds_arr,
                        {k: np.asarray(a) for k, a in hp.items()})

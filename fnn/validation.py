@@ -20,7 +20,7 @@ import numpy as np
 from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
-           "one_of", "function", "num_examples", "finite_data"]
+           "one_of", "function", "num_examples", "finite_data", "local_values"]
 
 
 def is_int(value) -> bool:
@@ -127,7 +127,7 @@ def finite_data(who: str, data, where: str = "data") -> None:
     import jax
 
     for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
-        array = np.asarray(jax.device_get(leaf))
+        array = local_values(leaf)
         if np.issubdtype(array.dtype, np.inexact):
             bad = ~np.isfinite(array)
             if bad.any():
@@ -136,3 +136,12 @@ def finite_data(who: str, data, where: str = "data") -> None:
                                  f"{int(bad.sum())} non-finite value(s) (NaN or inf), the first "
                                  f"at index {first} ({array[first]}); clean or impute them "
                                  f"before training")
+
+
+def local_values(array) -> np.ndarray:
+    """The values of ``array`` this process holds, as NumPy: all of a host or fully
+    addressable array; of a global array spread over several processes, its local shards
+    (flattened and concatenated: enough for value checks, not for positions)."""
+    if getattr(array, "is_fully_addressable", True):
+        return np.asarray(array)
+    return np.concatenate([np.asarray(s.data).ravel() for s in array.addressable_shards])

@@ -11,6 +11,10 @@ import pytest
 os.environ["FNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="fnn-test-cache-")
 atexit.register(shutil.rmtree, os.environ["FNN_CACHE_DIR"], ignore_errors=True)
 
+# Four virtual CPU devices, so data-parallel training and sharded sweeps are tested in
+# process (single-device code runs on device 0 as before; tests/test_engine_reference.py
+# shows that results do not change by a bit).
+jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

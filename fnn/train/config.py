@@ -61,6 +61,9 @@ class FitConfig:
     on_nonfinite: str | None = None
     check_finite_inputs: bool = False
     unroll: int = 1
+    mesh: Any = None
+    data_axis: str = "data"
+    shuffle_blocks: int | None = None
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -71,6 +74,11 @@ class FitConfig:
             set_(name, v.positive_int("fit", name, getattr(self, name), none_ok=True))
         set_("stream_chunk", v.positive_int("fit", "stream_chunk", self.stream_chunk))
         set_("unroll", v.positive_int("fit", "unroll", self.unroll))
+        set_("shuffle_blocks", v.positive_int("fit", "shuffle_blocks", self.shuffle_blocks,
+                                              none_ok=True))
+        if not isinstance(self.data_axis, str):
+            raise TypeError(f"fit: data_axis must be a mesh axis name (str), got "
+                            f"{self.data_axis!r}")
         v.one_of("fit", "on_nonfinite", self.on_nonfinite, GUARDS)
         for name in ("resume", "check_finite_inputs"):
             v.flag("fit", name, getattr(self, name))

@@ -40,7 +40,7 @@ __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
            "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
            "compiled_last_steps",
-           "ArrayEpochs"]
+           "ArrayEpochs", "take_batch"]
 
 GUARDS = (None, "raise", "skip")
 
@@ -55,7 +55,10 @@ class EpochLoop(NamedTuple):
     ``(steps_per_epoch, ...)``, instead of their epoch mean; ``objective`` and
     ``val_batch_size``: the validation pass (``mean_metrics(objective, ...)`` over the
     validation data, reported as ``val_<metric>``); ``unroll``: epochs per iteration of the
-    epoch loop (results then depend, in the last bits, on how epochs are chunked into calls).
+    epoch loop (results then depend, in the last bits, on how epochs are chunked into calls);
+    ``shuffle_blocks``: B, the shuffle's blocks (:func:`shuffled_batches`; the number of data
+    shards when data-parallel); ``parallel``: a :class:`fnn.sharding.DataParallel` placement
+    (None: one device): minibatches are constrained to it, and every output is replicated.
     """
     step: Callable
     batch_size: int
@@ -65,6 +68,8 @@ class EpochLoop(NamedTuple):
     objective: Callable | None = None
     val_batch_size: int | None = None
     unroll: int = 1
+    shuffle_blocks: int = 1
+    parallel: Any = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -120,12 +125,48 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     return (_select(g.bad_step < 0, new, ts), g), metrics, ok
 
 
-def shuffled_batches(shuffle_key, epoch, num_examples: int, batch_size: int) -> jax.Array:
-    """Epoch ``epoch``'s minibatches as example indices, shape ``(n // batch_size,
-    batch_size)``: ``permutation(fold_in(shuffle_key, epoch), n)``, the remainder dropped."""
-    steps = num_examples // batch_size
-    perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
-    return perm[: steps * batch_size].reshape(steps, batch_size)
+def shuffled_batches(shuffle_key, epoch, num_examples: int, batch_size: int,
+                     blocks: int = 1) -> jax.Array:
+    """Epoch ``epoch``'s minibatches as example indices, ``k = fold_in(shuffle_key, epoch)``.
+
+    ``blocks = 1``: ``permutation(k, n)`` cut into ``n // batch_size`` rows of ``batch_size``
+    (the remainder dropped); shape ``(steps, batch_size)``.
+
+    ``blocks = B > 1`` (data-parallel, one block per data shard): the ``n`` examples are ``B``
+    contiguous blocks of ``n / B``; block ``d`` is permuted by ``permutation(fold_in(k, d), n /
+    B)``, and minibatch ``t`` takes rows ``[t b, (t + 1) b)``, ``b = batch_size / B``, of every
+    permuted block (indices within the block); shape ``(steps, B, b)``. No example leaves its
+    shard, so no device needs another's data.
+    """
+    key = jax.random.fold_in(shuffle_key, epoch)
+    if blocks == 1:
+        steps = num_examples // batch_size
+        perm = jax.random.permutation(key, num_examples)
+        return perm[: steps * batch_size].reshape(steps, batch_size)
+    per_block, per_batch = num_examples // blocks, batch_size // blocks
+    steps = per_block // per_batch
+    perms = jax.vmap(lambda d: jax.random.permutation(jax.random.fold_in(key, d), per_block))(
+        jnp.arange(blocks))
+    return perms[:, : steps * per_batch].reshape(blocks, steps, per_batch).transpose(1, 0, 2)
+
+
+def take_batch(loop: EpochLoop, data, index):
+    """The minibatch of ``data`` (every leaf ``(n, ...)``) at one row of
+    :func:`shuffled_batches`; data-parallel, each shard gathers from its own block."""
+    if loop.shuffle_blocks == 1:
+        batch = jax.tree.map(lambda a: a[index], data)
+    else:
+        blocks = loop.shuffle_blocks
+
+        def gather(a):
+            split = a.reshape(blocks, a.shape[0] // blocks, *a.shape[1:])
+            return jax.vmap(lambda block, i: block[i])(split, index).reshape(
+                -1, *a.shape[1:])
+
+        batch = jax.tree.map(gather, data)
+    if loop.parallel is not None:
+        batch = jax.lax.with_sharding_constraint(batch, loop.parallel.sharding())
+    return batch
 
 
 def _masked_mean(metrics, ok):
@@ -182,11 +223,11 @@ def run_epoch(loop: EpochLoop, carry, data, val_data, keys, epoch):
     if loop.full_batch:  # one step on the whole set: no shuffle, no gather
         carry, metrics, ok = guarded_step(loop, carry, data, step_key)
         return carry, finish_epoch(loop, carry[0], metrics, ok, val_data, stacked=False)
-    index = shuffled_batches(shuffle_key, epoch, loop.num_examples, loop.batch_size)
+    index = shuffled_batches(shuffle_key, epoch, loop.num_examples, loop.batch_size,
+                             loop.shuffle_blocks)
 
     def body(carry, idx):
-        carry, metrics, ok = guarded_step(loop, carry, jax.tree.map(lambda a: a[idx], data),
-                                          step_key)
+        carry, metrics, ok = guarded_step(loop, carry, take_batch(loop, data, idx), step_key)
         return carry, (metrics, ok)
 
     carry, (metrics, ok) = jax.lax.scan(body, carry, index)
@@ -223,6 +264,12 @@ def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> d
 
 # ----------------------------------------------------------------------------- compiled forms
 
+def _placement(loop: EpochLoop) -> dict:
+    """jit's keyword arguments for the loop's placement: every output replicated when
+    data-parallel (so a donated carry comes back as it went in), else none."""
+    return {} if loop.parallel is None else {"out_shardings": loop.parallel.replicated_sharding()}
+
+
 @functools.lru_cache(maxsize=64)
 def compiled_epochs(loop: EpochLoop) -> Callable:
     """``run(ts, data, val_data, keys, first_epoch, count) -> (ts, metrics[count], guard)``:
@@ -232,7 +279,7 @@ def compiled_epochs(loop: EpochLoop) -> Callable:
     metrics are computed as the epoch's last output, which XLA fuses into the stacked output
     when ``count > 1``: they can then differ in the last bit from ``count = 1``.)"""
 
-    @functools.partial(jax.jit, static_argnums=(5,), donate_argnums=(0,))
+    @functools.partial(jax.jit, static_argnums=(5,), donate_argnums=(0,), **_placement(loop))
     def run(ts, data, val_data, keys, first_epoch, count):
         (ts, g), metrics = run_epochs(loop, (ts, initial_guard(loop)), data, val_data, keys,
                                       first_epoch, count)
@@ -245,7 +292,8 @@ def compiled_epochs(loop: EpochLoop) -> Callable:
 def compiled_steps(loop: EpochLoop) -> Callable:
     """``run((ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
     :func:`run_steps` jitted with the carry donated (one chunk of a stream)."""
-    return jax.jit(functools.partial(run_steps, loop), donate_argnums=(0,))
+    return jax.jit(functools.partial(run_steps, loop), donate_argnums=(0,),
+                   **_placement(loop))
 
 
 def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data):
@@ -260,7 +308,8 @@ def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data)
 @functools.lru_cache(maxsize=64)
 def compiled_last_steps(loop: EpochLoop) -> Callable:
     """:func:`run_last_steps` jitted with the carry donated."""
-    return jax.jit(functools.partial(run_last_steps, loop), donate_argnums=(0,))
+    return jax.jit(functools.partial(run_last_steps, loop), donate_argnums=(0,),
+                   **_placement(loop))
 
 
 class ArrayEpochs:

@@ -3,7 +3,6 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -12,17 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.train.checkpointing import FitCheckpoints
-from fnn.train.config import FitConfig, batch_size_for, check_trainer
+from fnn.sharding import is_primary
+from fnn.train.config import FitConfig, check_trainer
 from fnn.train.early_stopping import EarlyStopper, EarlyStopping
-from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.history import History
+from fnn.train.inputs import Inputs, prepare
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.progress import Progress, progress_mode
-from fnn.train.step import TrainState, check_sites, checked_step
-from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
-from fnn.validation import finite_data, num_examples
+from fnn.train.step import TrainState, check_sites
 
-__all__ = ["FitResult", "fit", "epoch_runner"]
+__all__ = ["FitResult", "fit"]
 
 
 class FitResult(NamedTuple):
@@ -41,7 +39,8 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         epochs_per_call: int | None = None, checkpoint_dir=None,
         checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
-        stream_chunk: int = 16) -> FitResult:
+        stream_chunk: int = 16, mesh=None, data_axis: str = "data",
+        shuffle_blocks: int | None = None) -> FitResult:
     """Train ``params`` to minimise ``objective`` on ``data`` with ``optimizer``.
 
     Args:
@@ -94,6 +93,14 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         cannot be combined with checkpointing).
       stream_chunk: batches of a stream per compiled call (K); at most 2K batches are ever
         ahead of the device.
+      mesh, data_axis: train data-parallel over mesh axis ``data_axis`` of ``mesh`` (a
+        ``jax.sharding.Mesh``): the batch axis is split over its devices, params and states
+        are replicated, jit's partitioner reduces the gradients. Without ``mesh``, data
+        already sharded (``NamedSharding(mesh, P('data'))``) trains over its own mesh; host
+        data is sharded for you (see :mod:`fnn.sharding`). The global batch must divide by
+        the axis's devices.
+      shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`): the data
+        shards when data-parallel; on one device, B > 1 reproduces a B-device run's order.
 
     Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
@@ -102,88 +109,19 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
-                       on_nonfinite, check_finite_inputs, unroll)
+                       on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
+                       shuffle_blocks)
     model_state = {} if model_state is None else model_state
-    runner, steps_per_epoch, sizes = epoch_runner(config, objective, optimizer, params,
-                                                  model_state, data, validation_data)
-    # Copy so that donating the train state never invalidates the caller's arrays.
-    ts = jax.tree.map(jnp.array, TrainState(params, model_state, optimizer.init(params),
-                                            jnp.zeros((), jnp.int32)))
+    inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
+    # A copy, so that donating the train state never invalidates the caller's arrays.
+    ts = inputs.place(TrainState(params, model_state, optimizer.init(params),
+                                 jnp.zeros((), jnp.int32)))
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = FitCheckpoints(checkpoint_dir, keep, *config.best_metric(),
-                                     {"seed": int(seed), **sizes, "on_nonfinite": on_nonfinite,
-                                      "epochs": config.epochs})
-    per_epoch = is_stream(data) or is_stream(validation_data)  # host work after every epoch
-    return FitRun(config, runner, steps_per_epoch, ts, checkpoints, streaming=per_epoch).train()
-
-
-def epoch_runner(config: FitConfig, objective, optimizer, params, state, data, val_data):
-    """``(runner, steps_per_epoch, sizes)`` for ``data``: an :class:`ArrayEpochs` over arrays
-    or a :class:`StreamEpochs` over a stream, after checking the data against the objective
-    (``objective.check_data``, if it has one) and, optionally, for non-finite values."""
-    keys = epoch_keys(jax.random.key(config.seed))
-    check_data = getattr(objective, "check_data", None)
-    streaming = is_stream(data)
-    if streaming:
-        batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
-        example, batch_size = batches.first, batches.batch_size
-        steps_per_epoch = _stream_steps(config, data, batches)
-    else:
-        if config.steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
-                             "make n // batch_size steps per epoch")
-        n = num_examples("fit", data)
-        batch_size = batch_size_for("fit", config.batch_size, n)
-        if config.check_finite_inputs:
-            finite_data("fit", data)
-        example = data = jax.tree.map(jnp.asarray, data)
-        steps_per_epoch = n // batch_size
-    if check_data is not None:
-        check_data(params, state, example, "fit")
-    val_arrays, val_batch_size, val_stream = None, None, None
-    if val_data is not None and is_stream(val_data):
-        val_stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
-                                 check_finite=config.check_finite_inputs)
-        if check_data is not None:
-            check_data(params, state, val_stream.first, "fit(validation_data)")
-    elif val_data is not None:
-        n_val = num_examples("fit(validation_data)", val_data)
-        val_batch_size = min(n_val, max(batch_size, 1024))
-        if config.check_finite_inputs:
-            finite_data("fit(validation_data)", val_data)
-        val_arrays = jax.tree.map(jnp.asarray, val_data)
-        if check_data is not None:
-            check_data(params, state, val_arrays, "fit(validation_data)")
-    loop = _loop(objective, optimizer, batch_size, None if streaming else n, config.guard,
-                 val_batch_size, config.unroll)
-    evaluate_validation = None if val_stream is None else (
-        lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
-            objective, ts.params, ts.model_state, val_stream).items()})
-    if not streaming:
-        runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
-        return runner, steps_per_epoch, {"batch_size": batch_size, "num_examples": n}
-    runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays, keys,
-                          evaluate_validation=evaluate_validation)
-    return runner, steps_per_epoch, {"batch_size": batch_size, "num_examples": None,
-                                     "steps_per_epoch": steps_per_epoch}
-
-
-@functools.lru_cache(maxsize=64)
-def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll) -> EpochLoop:
-    """fit's epoch loop, cached: repeated fits with the same objective, optimizer and sizes
-    get the same loop, so they reuse its compiled code."""
-    return EpochLoop(checked_step(objective, optimizer), batch_size, n, guard,
-                     objective=objective, val_batch_size=val_batch_size, unroll=unroll)
-
-
-def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
-    if config.steps_per_epoch is not None:
-        return config.steps_per_epoch
-    if batches.one_shot or not hasattr(data, "__len__"):
-        raise ValueError(f"fit: a stream of type {type(data).__name__} has no length; pass "
-                         f"steps_per_epoch= (batches per epoch)")
-    return len(data)
+                                     {"seed": int(seed), **inputs.sizes,
+                                      "on_nonfinite": on_nonfinite, "epochs": config.epochs})
+    return FitRun(config, inputs, ts, checkpoints).train()
 
 
 class FitRun:
@@ -191,10 +129,10 @@ class FitRun:
     the history, early stopping, checkpoints, the progress output, and what happens when the
     run is interrupted or stopped by the NaN guard."""
 
-    def __init__(self, config: FitConfig, runner, steps_per_epoch: int, ts: TrainState,
-                 checkpoints: FitCheckpoints | None, *, streaming: bool):
-        self.config, self.runner, self.steps_per_epoch = config, runner, steps_per_epoch
-        self.checkpoints, self.streaming = checkpoints, streaming
+    def __init__(self, config: FitConfig, inputs: Inputs, ts: TrainState,
+                 checkpoints: FitCheckpoints | None):
+        self.config, self.inputs, self.checkpoints = config, inputs, checkpoints
+        self.runner, self.steps_per_epoch = inputs.runner, inputs.steps_per_epoch
         self.ts, self.history, self.epoch, self.stop = ts, History(), 0, False
         rule = config.early_stopping
         self.stopper = EarlyStopper(rule) if rule is not None else None
@@ -204,11 +142,11 @@ class FitRun:
         self.step = int(self.ts.step)  # the global step counter, tracked on the host too
 
     def train(self) -> FitResult:
-        mode, every = progress_mode(self.config.progress)
+        mode, every = progress_mode(self.config.progress if is_primary() else False)
         progress = Progress(mode, every, self.config.epochs, self.epoch)
         try:
             while self.epoch < self.config.epochs and not self.stop:
-                count = self.config.calls_from(self.epoch, self.streaming)
+                count = self.config.calls_from(self.epoch, self.inputs.per_epoch)
                 self.pending = (self.runner(self.ts, self.epoch, count), count)
                 rows = self.record()
                 progress.update(self.epoch, rows[-1])
@@ -222,7 +160,8 @@ class FitRun:
         self.warn_if_nonfinite()
         best = self.stopper.best if self.stopper is not None else None
         params, model_state = (self.ts.params, self.ts.model_state) if best is None else best
-        return FitResult(params, model_state, self.ts.opt_state, self.history.arrays())
+        return FitResult(*self.inputs.returned((params, model_state, self.ts.opt_state)),
+                         self.history.arrays())
 
     def record(self) -> list[dict]:
         """Take in the pending call's outputs; returns its epochs' metric rows."""
@@ -270,8 +209,8 @@ class FitRun:
         if found is None:
             return
         tree, meta, _ = found
-        self.ts = jax.tree.map(jnp.array, TrainState(tree["params"], tree["model_state"],
-                                                     tree["opt_state"], tree["step"]))
+        self.ts = self.inputs.place(TrainState(tree["params"], tree["model_state"],
+                                               tree["opt_state"], tree["step"]))
         if self.stopper is not None:
             best = (tree["best"]["params"], tree["best"]["model_state"]) if "best" in tree else None
             self.stopper = EarlyStopper(self.config.early_stopping, best=best,

@@ -20,6 +20,7 @@ import numpy as np
 
 from fnn import losses
 from fnn.core import Layer
+from fnn.validation import local_values
 
 __all__ = ["Objective", "supervised"]
 
@@ -101,7 +102,7 @@ def _data_checker(net: Layer, loss: Callable) -> Callable:
         classes = checked[signature]
         if (loss is losses.softmax_cross_entropy and classes
                 and jnp.issubdtype(y.dtype, jnp.integer)):
-            labels = np.asarray(y)
+            labels = local_values(y)
             if labels.size and (labels.min() < 0 or labels.max() >= classes):
                 raise ValueError(f"{who}: integer labels must lie in [0, {classes}) for a network "
                                  f"with {classes} outputs, got values from {labels.min()} to "

@@ -4,11 +4,12 @@ data loader, ...) for data that do not fit on the device or are generated on the
 The engine pulls ``K`` batches (``chunk``) from the iterable, checks each against the first
 (same tree structure, shapes and dtypes), stacks them on the host into one ``(K, batch, ...)``
 pytree, places it on the device, and scans its ``K`` steps in one compiled call
-(:func:`fnn.train.engine.run_steps`). A background thread (:class:`Prefetcher`) pulls and
-transfers the next chunk while one runs, and waits for that one to finish before it pulls a
-third, so at most ``2K`` batches (the running chunk and the prefetched one) are ever ahead of
-the device: device memory is bounded by about two chunks whatever the data set's size. The
-iterable is read on that thread.
+(:func:`fnn.train.engine.run_steps`). A background thread (:class:`Prefetcher`) pulls,
+checks and stacks the next chunk while one runs, and waits for that one to finish before it
+pulls a third, so at most ``2K`` batches (the running chunk and the prefetched one) are ever
+ahead of the device: memory is bounded by about two chunks whatever the data set's size. The
+iterable is read on that thread; the transfer to the device happens on the caller's (where
+JAX's thread-local settings, such as ``jax.enable_x64``, apply).
 
 Fed the same batches in the same order, training is bit-identical to the in-memory path:
 the same step, the same keys ``fold_in(step_key, t)``, the same epoch reductions
@@ -129,9 +130,8 @@ class Prefetcher:
     """Runs a generator of chunks on a background thread, at most one chunk ahead of the
     device: iterate it for the chunks, and call :meth:`finished` with an output of each
     chunk's compiled call; that waits for the chunk to finish and lets the thread pull the
-    next one but one. So while chunk ``i`` runs, chunk ``i + 1`` is pulled, checked, stacked
-    and transferred, and chunk ``i + 2`` waits: at most two chunks are ever ahead of the
-    device. An error in the generator (a short or mismatched stream) is raised in the
+    next one but one. So while chunk ``i`` runs, chunk ``i + 1`` is pulled, checked and
+    stacked, and chunk ``i + 2`` waits: at most two chunks are ever ahead of the device. An error in the generator (a short or mismatched stream) is raised in the
     caller's thread. Use as a context manager, so the thread stops when the caller does."""
 
     def __init__(self, chunks):
@@ -200,21 +200,22 @@ class StreamEpochs:
         self.evaluate_validation = evaluate_validation
 
     def _chunks(self, epoch: int):
-        """The epoch's chunks, stacked and placed: ``(chunk, is_last)``."""
+        """The epoch's chunks, stacked on the host: ``(chunk, is_last)``."""
         self.batches.new_epoch()
         for start in range(0, self.steps, self.chunk):
             count = min(self.chunk, self.steps - start)
             ended = lambda i, start=start: (
                 f"the stream ended in epoch {epoch}, which needs {self.steps} batches "
                 f"(steps_per_epoch={self.steps}); batch {start + i} of the epoch is missing")
-            yield self.place(_stack(self.batches.take(count, ended))), start + count == self.steps
+            yield _stack(self.batches.take(count, ended)), start + count == self.steps
 
     def epoch(self, carry, epoch: int):
         """One epoch: ``(ts, guard) -> ((ts, guard), metrics)``. Its chunks are pulled, stacked
         and placed by a :class:`Prefetcher` thread while the device runs the one before."""
         earlier, row = [], None
         with Prefetcher(self._chunks(epoch)) as chunks:
-            for chunk, last in chunks:
+            for host_chunk, last in chunks:
+                chunk = self.place(host_chunk)  # here: JAX's thread-local settings (x64) apply
                 if last:  # the epoch's reductions and validation in one program with its steps
                     done = (jax.tree.map(lambda *a: jnp.concatenate(a), *earlier) if earlier
                             else self._no_steps(carry, chunk))

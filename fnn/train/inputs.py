@@ -1,0 +1,151 @@
+"""What ``fit`` trains on: arrays in memory or a stream of batches, on one device or
+data-parallel over a mesh; checked against the objective and placed, with the engine's
+runner over them (:func:`prepare`)."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn.sharding import DataParallel, data_parallel
+from fnn.train.config import FitConfig, batch_size_for
+from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.step import TrainState, checked_step
+from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
+from fnn.validation import finite_data, num_examples
+
+__all__ = ["Inputs", "prepare"]
+
+
+class Inputs(NamedTuple):
+    """``runner(ts, first_epoch, count) -> (ts, metrics, guard)``; ``steps_per_epoch``;
+    ``sizes`` (recorded in checkpoints); ``per_epoch``: host work follows every epoch (a
+    stream), so calls run one epoch each; ``place(ts)`` copies a train state to where the
+    runner wants it; ``returned(tree)`` puts results back where the user's arrays were."""
+    runner: Callable
+    steps_per_epoch: int
+    sizes: dict
+    per_epoch: bool
+    place: Callable
+    returned: Callable
+
+
+def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
+    """Check ``data`` and ``val_data`` (shapes against the objective, optionally for NaN/inf),
+    choose the placement (one device, or data-parallel over ``config.mesh`` or the data's own
+    mesh) and build the engine's runner over them."""
+    streaming = is_stream(data)
+    parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
+                             axis=config.data_axis)
+    check_data = getattr(objective, "check_data", None)
+    if streaming:
+        batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
+        example, n = batches.first, None
+        batch_size = batches.batch_size * jax.process_count()
+        steps_per_epoch = _stream_steps(config, data, batches)
+    else:
+        if config.steps_per_epoch is not None:
+            raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
+                             "make n // batch_size steps per epoch")
+        n = num_examples("fit", data)
+        batch_size = batch_size_for("fit", config.batch_size, n)
+        if config.check_finite_inputs:
+            finite_data("fit", data)
+        example = data = _placed(parallel, data)
+        steps_per_epoch = n // batch_size
+    blocks = _shuffle_blocks(config, parallel, n, batch_size)
+    if check_data is not None:
+        check_data(params, state, example, "fit")
+    val_arrays, val_batch_size, evaluate_validation = _validation(
+        config, objective, parallel, params, state, val_data, batch_size)
+    loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
+                 config.unroll, blocks, parallel)
+    keys = epoch_keys(jax.random.key(config.seed))
+    place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
+    returned = (lambda tree: tree) if parallel is None else parallel.returned
+    if not streaming:
+        runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
+        sizes = {"batch_size": batch_size, "num_examples": n}
+    else:
+        chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
+                                                                           batch_dim=1)
+        runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays,
+                              keys, place=chunk, evaluate_validation=evaluate_validation)
+        sizes = {"batch_size": batch_size, "num_examples": None,
+                 "steps_per_epoch": steps_per_epoch}
+    per_epoch = streaming or evaluate_validation is not None
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned)
+
+
+def _placed(parallel: DataParallel | None, data):
+    if parallel is None:
+        return jax.tree.map(jnp.asarray, data)
+    n = num_examples("fit", data)
+    if n % parallel.size:
+        raise ValueError(f"fit: the data's {n} examples do not divide by the {parallel.size} "
+                         f"devices of mesh axis {parallel.axis!r}; drop or pad examples")
+    return parallel.data(data)
+
+
+def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_size) -> int:
+    """B of the shuffle: the data shards when data-parallel, else ``config.shuffle_blocks``."""
+    blocks = config.shuffle_blocks
+    if parallel is not None:
+        parallel.check_batch("fit", batch_size)
+        if blocks is not None and blocks != parallel.size:
+            raise ValueError(f"fit: shuffle_blocks={blocks} differs from the {parallel.size} "
+                             f"data shards of mesh axis {parallel.axis!r}; leave it None")
+        blocks = parallel.size
+    blocks = blocks or 1
+    if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
+        raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
+                         f"batch size ({batch_size}) to divide by {blocks}")
+    return blocks if n is not None and batch_size < n else 1
+
+
+def _validation(config, objective, parallel, params, state, val_data, batch_size):
+    """``(val_arrays, val_batch_size, evaluate_validation)``: arrays go through the engine's
+    validation pass; a stream is evaluated after every epoch."""
+    if val_data is None:
+        return None, None, None
+    check_data = getattr(objective, "check_data", None)
+    if is_stream(val_data):
+        stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
+                             check_finite=config.check_finite_inputs)
+        if check_data is not None:
+            check_data(params, state, stream.first, "fit(validation_data)")
+        return None, None, lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
+            objective, ts.params, ts.model_state, stream).items()}
+    n_val = num_examples("fit(validation_data)", val_data)
+    if config.check_finite_inputs:
+        finite_data("fit(validation_data)", val_data)
+    if parallel is None:
+        val = jax.tree.map(jnp.asarray, val_data)
+    elif n_val % parallel.size == 0:
+        val = parallel.data(val_data)
+    else:
+        val = parallel.replicated(val_data)
+    if check_data is not None:
+        check_data(params, state, val, "fit(validation_data)")
+    return val, min(n_val, max(batch_size, 1024)), None
+
+
+@functools.lru_cache(maxsize=64)
+def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll, blocks,
+          parallel) -> EpochLoop:
+    """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes and
+    placement get the same loop, so they reuse its compiled code."""
+    return EpochLoop(checked_step(objective, optimizer), batch_size, n, guard,
+                     objective=objective, val_batch_size=val_batch_size, unroll=unroll,
+                     shuffle_blocks=blocks, parallel=parallel)
+
+
+def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch
+    if batches.one_shot or not hasattr(data, "__len__"):
+        raise ValueError(f"fit: a stream of type {type(data).__name__} has no length; pass "
+                         f"steps_per_epoch= (batches per epoch)")
+    return len(data)
