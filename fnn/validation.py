@@ -20,7 +20,7 @@ import numpy as np
 from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
-           "one_of", "function"]
+           "one_of", "function", "string"]
 
 
 def is_int(value) -> bool:
@@ -99,4 +99,14 @@ def function(who: str, what: str, value, expected: str):
     e.g. ``function("fit", "objective", obj, "(params, state, batch, key, train) -> ...")``."""
     if not callable(value):
         raise TypeError(f"{who}: {what} must be a function {expected}, got {value!r}")
+    return value
+
+
+def string(who: str, what: str, value, *, none_ok: bool = False):
+    """``value`` if it is a non-empty str (or None, when ``none_ok``)."""
+    if value is None and none_ok:
+        return None
+    if not (isinstance(value, str) and value):
+        raise TypeError(f"{who}: {what} must be a non-empty string{' or None' if none_ok else ''}"
+                        f", got {value!r}")
     return value
