@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import warnings
 
 import jax
@@ -123,20 +124,20 @@ def tiled_max_grad(g, x, window):
     without NaN, the first maximum (ties stay with the earlier cell); a NaN takes the choice
     and hands it on to the next cell, so a window is routed as if it began after its last
     NaN (to the NaN itself when that is the last cell)."""
-    rank = x.ndim
     kept = tuple((n // k) * k for n, k in zip(x.shape, window))
     split = x[tuple(slice(0, m) for m in kept)].reshape(
         tuple(d for m, k in zip(kept, window) for d in (m // k, k)))
-    cells_first = (*range(1, 2 * rank, 2), *range(0, 2 * rank, 2))
-    cells = split.transpose(cells_first).reshape(-1, *g.shape)  # (prod(window), *g.shape)
-    best, chosen = cells[0], jnp.zeros(g.shape, jnp.int32)
-    for i in range(1, cells.shape[0]):
-        move = ~(best >= cells[i])
-        best, chosen = jnp.where(move, cells[i], best), jnp.where(move, i, chosen)
-    zero = jnp.zeros_like(g)
-    dx = jnp.stack([jnp.where(chosen == i, g, zero) for i in range(cells.shape[0])])
-    dx = dx.reshape(*window, *g.shape).transpose(tuple(int(i) for i in np.argsort(cells_first)))
-    return jnp.pad(dx.reshape(kept), [(0, n - m) for n, m in zip(x.shape, kept)])
+    rank = x.ndim
+    to_last = (*range(0, 2 * rank, 2), *range(1, 2 * rank, 2))  # window cells last
+    cells = split.transpose(to_last).reshape(*g.shape, math.prod(window))
+    best, chosen = cells[..., 0], jnp.zeros(g.shape, jnp.int32)
+    for i in range(1, cells.shape[-1]):
+        move = ~(best >= cells[..., i])
+        best, chosen = jnp.where(move, cells[..., i], best), jnp.where(move, i, chosen)
+    one_hot = jax.nn.one_hot(chosen, cells.shape[-1], dtype=jnp.bool_)
+    dx = jnp.where(one_hot, g[..., None], jnp.zeros((), g.dtype)).reshape(*g.shape, *window)
+    dx = dx.transpose(tuple(int(i) for i in np.argsort(to_last))).reshape(kept)
+    return jnp.pad(dx, [(0, n - m) for n, m in zip(x.shape, kept)])
 
 
 def _materialize(a):
