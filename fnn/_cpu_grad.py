@@ -205,9 +205,9 @@ def _rewritten(f, rule, *, nested: bool):
         if rewriter.kept:
             warnings.warn(f"value_and_grad: convolutions or max-pool gradients inside "
                           f"{', '.join(sorted(rewriter.kept))} stay on XLA:CPU's slow path "
-                          f"(jax-ml/jax#12868); fnn rewrites them inside scan, cond, while, "
-                          f"checkpoint, closed_call, custom_jvp and custom_vjp only",
-                          stacklevel=3)
+                          f"(jax-ml/jax#12868): fnn rewrites them only inside the scan, cond, "
+                          f"while, checkpoint, closed_call, custom_jvp and custom_vjp bodies "
+                          f"it can re-trace", stacklevel=3)
         return jax.tree.unflatten(jax.tree.structure(shape), outs)
 
     return wrapped

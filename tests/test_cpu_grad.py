@@ -258,8 +258,8 @@ def test_convolutions_inside_shard_map_stay_and_one_warning_says_so(x64):
         value, grad = value_and_grad(loss)(w, x)
     assert [str(r.message) for r in record] == [
         "value_and_grad: convolutions or max-pool gradients inside shard_map stay on XLA:CPU's "
-        "slow path (jax-ml/jax#12868); fnn rewrites them inside scan, cond, while, checkpoint, "
-        "closed_call, custom_jvp and custom_vjp only"]
+        "slow path (jax-ml/jax#12868): fnn rewrites them only inside the scan, cond, while, "
+        "checkpoint, closed_call, custom_jvp and custom_vjp bodies it can re-trace"]
     np.testing.assert_allclose(grad, jax.grad(loss)(w, x), rtol=1e-11, atol=1e-12)
     with pytest.warns(UserWarning, match="inside shard_map"):
         assert "select_and_scatter" in jax.jit(value_and_grad(loss)).lower(w, x).as_text()
