@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from fnn._jaxpr_rewrite import eval_jaxpr
+from fnn._cpu_grad import target_platform, value_and_grad
 from fnn.sharding import DataParallel, auto_mesh
 from fnn.train.config import batch_size_for
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
@@ -95,91 +95,31 @@ def _runs(seeds, hparams) -> tuple[int, np.ndarray, dict]:
 
 
 
-# ----------------------------------------------------------------------------- matmul layout
-
-def _materialize(a):
-    return a + jnp.zeros((), a.dtype)  # a separate buffer, so XLA cannot fold the transpose
-
-
-@jax.custom_vjp
-def _matmul(x, w):
-    return x @ w
-
-
-def _matmul_fwd(x, w):
-    return x @ w, (x, w)
-
-
-def _matmul_bwd(residuals, g):
-    x, w = residuals
-    return g @ _materialize(w.T), _materialize(x.T) @ g
-
-
-_matmul.defvjp(_matmul_fwd, _matmul_bwd)
-
-
-def _is_plain_matmul(eqn, invals) -> bool:
-    """``x @ w`` of two 2-D arrays of one float dtype, default precision and output dtype."""
-    if eqn.primitive.name != "dot_general" or len(invals) != 2:
-        return False
-    x, w = invals
-    p = eqn.params
-    return (p["dimension_numbers"] == (((1,), (0,)), ((), ())) and x.ndim == 2 and w.ndim == 2
-            and x.dtype == w.dtype and jnp.issubdtype(x.dtype, jnp.floating)
-            and p.get("precision") is None
-            and p.get("preferred_element_type") in (None, x.dtype))
-
-
-def _matmul_rewrite(eqn, invals):
-    """Every plain 2-D matmul as ``_matmul``; other equations unchanged (None)."""
-    return [_matmul(*invals)] if _is_plain_matmul(eqn, invals) else None
-
-
 @functools.lru_cache(maxsize=32)
-def _canonical_matmuls(objective):
-    """``objective`` with the backward pass of each 2-D matmul ``y = x @ w`` written as
-    ``dx = g @ w^T``, ``dw = x^T @ g`` on materialised transposes.
-
-    Same values (up to rounding); the reason is speed under ``vmap``: JAX's transpose rule
-    gives ``dw`` as a batched dot that contracts dimension 1 of both operands, which XLA:CPU
-    runs as a generic loop, while the form here is a standard batched matmul that goes to
-    its fast (YNNPACK) kernels. Measured on the 32-run quadrant sweep: ~1.45x per step.
-    """
-
-    @functools.wraps(objective)
-    def wrapped(params, state, batch, key, train):
-        f = lambda p, s, b, k: objective(p, s, b, k, train)
-        closed, shape = jax.make_jaxpr(f, return_shape=True)(params, state, batch, key)
-        outs = eval_jaxpr(closed.jaxpr, closed.consts,
-                          jax.tree.leaves((params, state, batch, key)), _matmul_rewrite)
-        return jax.tree.unflatten(jax.tree.structure(shape), outs)
-
-    return wrapped
-
-
-@functools.lru_cache(maxsize=32)
-def _matmul_objective(objective, leaves: tuple, treedef):
-    """The objective with canonical matmuls if it re-traces that way on these shapes (the
-    ``(params, state, batch)`` abstract values ``leaves``/``treedef``), else itself with a
-    warning; cached, so a repeated sweep neither re-traces nor warns again."""
+def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str) -> bool:
+    """Whether the objective's gradient can be taken with canonical matmuls on these
+    abstract ``(params, state, batch)`` (``leaves``/``treedef``); if not, say so once (cached,
+    so a repeated sweep neither re-traces nor warns again). An error of the objective itself
+    surfaces here, unchanged."""
     params, state, batch = jax.tree.unflatten(treedef, leaves)
-    probe = lambda obj: jax.eval_shape(lambda p, s, b: jax.value_and_grad(obj, has_aux=True)(
-        p, s, b, jax.random.key(0), True), params, state, batch)
-    rewritten = _canonical_matmuls(objective)
+    probe = lambda matmuls: jax.eval_shape(lambda p, s, b: value_and_grad(
+        lambda p: objective(p, s, b, jax.random.key(0), True), has_aux=True,
+        canonical_matmuls=matmuls, platform=platform)(p), params, state, batch)
     try:
-        probe(rewritten)
-        return rewritten
+        probe(True)
+        return True
     except Exception as err:  # noqa: BLE001 - an optimisation only: run the original
-        probe(objective)  # an error of the objective itself surfaces here, unchanged
+        probe(False)
         warnings.warn(f"sweep: canonical_matmuls could not re-trace the objective "
                       f"({type(err).__name__}: {err}); running it unchanged", stacklevel=4)
-        return objective
+        return False
 
 
 @functools.lru_cache(maxsize=32)
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
-                  seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1):
+                  seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1,
+                  grad_options: tuple = ()):
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
     (ts[N], metrics{[N, epochs]})`` (cached so repeated sweeps reuse the compilation).
 
@@ -198,7 +138,7 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
         params = init(base) if init_is_fn else params0
         hp = {k: v.astype(dt) for (k, dt), v in zip(hp_dtypes, (hp[k] for k, _ in hp_dtypes))}
         optimizer = make_optimizer(**hp)
-        loop = EpochLoop(checked_step(objective, optimizer), batch_size, n,
+        loop = EpochLoop(checked_step(objective, optimizer, **dict(grad_options)), batch_size, n,
                          objective=objective, val_batch_size=val_batch_size,
                          shuffle_blocks=shuffle_blocks, parallel=data_parallel)
         ts = TrainState(params, model_state, optimizer.init(params), jnp.zeros((), jnp.int32))
@@ -306,11 +246,12 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         and the ``hparams`` arrays (numbers are broadcast); N = 1 when all are scalars.
       epochs, batch_size, model_state, validation_data: as in ``fnn.fit`` (batch_size None:
         one full-batch step per epoch; the last partial minibatch is dropped).
-      canonical_matmuls: differentiate each 2-D matmul ``x @ w`` of the objective with the
-        backward pass written as standard (batched) matmuls on materialised transposes (same
-        values up to rounding). Under vmap this keeps the weight-gradient products on
-        XLA:CPU's fast matmul kernels (~1.45x per step on the 32-run quadrant sweep). If the
-        objective cannot be re-traced this way, the sweep warns and runs it unchanged.
+      canonical_matmuls: on the CPU, differentiate each 2-D matmul ``x @ w`` of the objective
+        with the backward pass written as standard (batched) matmuls on materialised
+        transposes (same values up to rounding; :func:`fnn._cpu_grad.value_and_grad`). Under
+        vmap this keeps the weight-gradient products on XLA:CPU's fast matmul kernels (the
+        ``cpu_grad_matmul`` row of ``scripts/bench.py``). If the objective cannot be re-traced
+        this way, the sweep warns and runs it unchanged. Off on GPU and TPU.
 
     Returns a :class:`SweepResult`: stacked final ``params``/``model_state``/``opt_state``
     (leading axis N) and ``history`` ``{metric: np.ndarray[N, epochs]}``.
@@ -367,14 +308,16 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     shared = lambda a: placement is None and bool(np.all(a == a[0]))  # sharded: all per run
     seed_axis = None if shared(seeds_arr) else 0
     hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
+    platform = target_platform(data)
     if canonical_matmuls:
         spec = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), t)
         leaves, treedef = jax.tree.flatten(spec((p0, model_state, jax.tree.map(
             lambda a: a[:batch_size], data))))
-        objective = _matmul_objective(objective, tuple(leaves), treedef)
+        canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform)
+    grad_options = (("canonical_matmuls", canonical_matmuls), ("platform", platform))
     run = _sweep_runner(objective, init if init_is_fn else None, make_optimizer, n_runs, n,
                         batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
-                        hp_axes, placement, blocks)
+                        hp_axes, placement, blocks, grad_options)
     args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
             {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
             None if init_is_fn else init, model_state, data, validation_data)

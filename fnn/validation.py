@@ -20,7 +20,7 @@ import numpy as np
 from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
-           "one_of", "function", "num_examples", "finite_data", "local_values"]
+           "one_of", "function", "string", "num_examples", "finite_data", "local_values"]
 
 
 def is_int(value) -> bool:
@@ -145,3 +145,11 @@ def local_values(array) -> np.ndarray:
     if getattr(array, "is_fully_addressable", True):
         return np.asarray(array)
     return np.concatenate([np.asarray(s.data).ravel() for s in array.addressable_shards])
+def string(who: str, what: str, value, *, none_ok: bool = False):
+    """``value`` if it is a non-empty str (or None, when ``none_ok``)."""
+    if value is None and none_ok:
+        return None
+    if not (isinstance(value, str) and value):
+        raise TypeError(f"{who}: {what} must be a non-empty string{' or None' if none_ok else ''}"
+                        f", got {value!r}")
+    return value

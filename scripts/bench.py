@@ -17,6 +17,11 @@ implementations in ``scripts/benchmarks/<library>_impl.py``:
   (``hk.transform`` + ``jax.jit`` step), all with optax and one jitted step per minibatch
   from a Python loop; ``torch`` (eager, ``torch.optim``). A missing peer is skipped and said.
 
+The ``cpu_grad`` rows time fnn's XLA:CPU workaround for jax-ml/jax#12868 (``fnn/_cpu_grad.py``):
+one training scan with ``jax.value_and_grad`` (``jax``) and with fnn's rewritten gradient
+(``fnn``): convolutions and max pooling in ``cpu_grad``, vmapped matmuls (``canonical_matmuls``)
+in ``cpu_grad_matmul``. The day ``fnn ÷ baseline`` falls to 1.00x, the rewrite can be deleted.
+
 Every implementation runs in its own process: one call as warm-up (its excess over the
 median is reported as compile time), then the median of ``--repeats`` timed calls. Processes
 of a workload's implementations take turns for ``--rounds`` rounds, and each figure is the

@@ -1,13 +1,16 @@
 """scripts/bench.py: the driver runs each implementation in its own process, reports ratios,
-skips a missing peer, and its FLOP counts agree with XLA's. (No timing is asserted.)"""
+skips a missing peer, its FLOP counts agree with XLA's, and the two sides of a cpu_grad row
+train alike. (No timing is asserted.)"""
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +36,23 @@ def test_training_flops_per_sample_agree_with_xla_cost_analysis(bench, name, inp
     with jax.numpy_rank_promotion("allow"):  # the baseline is idiomatic JAX: it broadcasts
         cost = jax.jit(jax.grad(loss)).lower(params, x, y).compile().cost_analysis()
     assert cost["flops"] / batch == pytest.approx(WORKLOADS[name].flops, rel=0.05)
+
+
+@pytest.mark.parametrize("workload", ["cpu_grad", "cpu_grad_matmul"])
+def test_cpu_grad_rows_run_the_same_training_plain_and_rewritten(bench, workload):
+    """Both sides of the row take the same SGD steps from the same start: equal losses and
+    final params up to float32 rounding, only the gradient's form differs."""
+    from benchmarks import fnn_impl, jax_impl
+    from benchmarks.workloads import WORKLOADS, make_data
+
+    data, config = make_data(workload), WORKLOADS[workload].config
+    with jax.numpy_rank_promotion("allow"):  # the baseline is idiomatic JAX: it broadcasts
+        (params, losses), (params_ref, losses_ref) = [
+            getattr(impl, workload)(data, config).run() for impl in (fnn_impl, jax_impl)]
+    assert losses.shape[-1] == config["steps"]
+    np.testing.assert_allclose(losses, losses_ref, rtol=1e-5)
+    chex.assert_trees_all_close(params, params_ref, rtol=1e-4, atol=1e-6)
+    assert np.all(losses_ref[..., -1] < losses_ref[..., 0])  # it trains
 
 
 def test_a_missing_peer_is_skipped_and_said(bench, monkeypatch):

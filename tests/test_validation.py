@@ -37,3 +37,12 @@ def test_flag_one_of_and_function():
         v.one_of("fit", "on_nonfinite", "rasie", (None, "raise", "skip"))
     with pytest.raises(TypeError, match=r"fit: objective must be a function \(p\) -> l, got 3"):
         v.function("fit", "objective", 3, "(p) -> l")
+
+
+def test_string_refuses_empty_and_non_strings():
+    assert v.string("value_and_grad", "platform", "cpu") == "cpu"
+    assert v.string("value_and_grad", "platform", None, none_ok=True) is None
+    for bad in ("", 3, None, b"cpu"):
+        with pytest.raises(TypeError, match="value_and_grad: platform must be a non-empty "
+                                            "string, got "):
+            v.string("value_and_grad", "platform", bad)

@@ -323,10 +323,10 @@ def scan_cell(cell, params, x, *, carry=None, mask=None, reverse: bool = False,
 
     Returns ``(final_carry, ys)``, ys (batch, time, hidden) or None.
 
-    The input projection x_t W_ih runs inside the scan, step by step: for an LSTM training
-    step (hidden 128, batch 64, 100 steps) on CPU that measured ~1.5x faster than one big
-    matmul hoisted out of the loop, whose (time, batch, G*hidden) result and gradient go
-    through memory.
+    The input projection x_t W_ih runs inside the scan, step by step, rather than as one big
+    matmul hoisted out of the loop, whose (time, batch, G*hidden) result and gradient would go
+    through memory (measured on the ``lstm`` workload of scripts/bench.py; see the README's
+    Performance section).
     """
     _check_cell("scan_cell", cell)
     batch, time = x.shape[0], x.shape[1]

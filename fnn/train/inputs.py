@@ -9,6 +9,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn._cpu_grad import target_platform
 from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
@@ -61,7 +62,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size)
     loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
-                 config.unroll, blocks, parallel)
+                 config.unroll, blocks, parallel, target_platform(None if streaming else data))
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
     returned = (lambda tree: tree) if parallel is None else parallel.returned
@@ -134,10 +135,11 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
 
 @functools.lru_cache(maxsize=64)
 def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll, blocks,
-          parallel) -> EpochLoop:
+          parallel, platform) -> EpochLoop:
     """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes and
-    placement get the same loop, so they reuse its compiled code."""
-    return EpochLoop(checked_step(objective, optimizer), batch_size, n, guard,
+    placement get the same loop, so they reuse its compiled code. ``platform``: where the
+    data are, which decides the gradient's form (:func:`fnn._cpu_grad.value_and_grad`)."""
+    return EpochLoop(checked_step(objective, optimizer, platform=platform), batch_size, n, guard,
                      objective=objective, val_batch_size=val_batch_size, unroll=unroll,
                      shuffle_blocks=blocks, parallel=parallel)
 

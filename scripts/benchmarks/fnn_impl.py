@@ -1,5 +1,7 @@
 """fnn, written the way a user would: ``fnn.fit`` for an epoch, ``fnn.train_step`` for a
-step, ``fnn.sweep`` for many runs."""
+step, ``fnn.sweep`` for many runs; and, for the ``cpu_grad`` rows, the baseline's own training
+scan with fnn's XLA:CPU gradient rewrite (``fnn._cpu_grad.value_and_grad``) in place of
+``jax.value_and_grad``."""
 from __future__ import annotations
 
 import jax
@@ -7,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from benchmarks.jax_common import blocked, donated_updates
+from benchmarks.jax_common import blocked, donated_updates, sgd_steps
+from benchmarks.jax_impl import cpu_grad_matmul_model, cpu_grad_model
+from fnn._cpu_grad import value_and_grad
 from benchmarks.workloads import Runner
 
 
@@ -122,3 +126,14 @@ def fits_digits(data, config) -> Runner:
     run = lambda: [fnn.fit(objective, p0, o, xy, seed=0, epochs=config["epochs"],
                            batch_size=config["batch_size"], progress=False).params for o in opts]
     return Runner(blocked(run), config["runs"])
+
+
+def cpu_grad(data, config) -> Runner:
+    """The rewritten side of the cpu_grad row (jax_impl.cpu_grad is the plain one)."""
+    return sgd_steps(value_and_grad, *cpu_grad_model(data, config), config)
+
+
+def cpu_grad_matmul(data, config) -> Runner:
+    """The rewritten side of the cpu_grad_matmul row: ``canonical_matmuls=True``."""
+    canonical = lambda loss: value_and_grad(loss, canonical_matmuls=True)
+    return sgd_steps(canonical, *cpu_grad_matmul_model(data, config), config, vmapped=True)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from benchmarks.jax_common import blocked, donated_updates
+from benchmarks.jax_common import blocked, donated_updates, sgd_steps
 from benchmarks.workloads import Runner
 
 
@@ -199,10 +199,10 @@ def gemm(data, config) -> Runner:
     return Runner(blocked(lambda: mm(a, b)), 2 * n ** 3 / 1e9)
 
 
-def vmap_quadrant(data, config) -> Runner:
-    """A plain jax.vmap of the hand-written quadrant run over ``runs`` random inits."""
+def quadrant_runs_model(data, config):
+    """(init(key) -> params, loss(params)) of the hand-written quadrant run."""
     x, t = jnp.asarray(data["x"]), jnp.asarray(data["y"])
-    lr, l2, hidden = config["learning_rate"], config["l2"], config["hidden"]
+    l2, hidden = config["l2"], config["hidden"]
 
     def init(key):
         k1, k2 = jax.random.split(key)
@@ -213,6 +213,14 @@ def vmap_quadrant(data, config) -> Runner:
         logits = jax.nn.relu(x @ w1 + b1) @ w2 + b2
         return _xent(logits, t) + 0.5 * l2 * (jnp.sum(w1 ** 2) + jnp.sum(w2 ** 2))
 
+    return init, loss
+
+
+def vmap_quadrant(data, config) -> Runner:
+    """A plain jax.vmap of the hand-written quadrant run over ``runs`` random inits."""
+    init, loss = quadrant_runs_model(data, config)
+    lr = config["learning_rate"]
+
     def one_run(key):
         def body(p, _):
             l, g = jax.value_and_grad(loss)(p)
@@ -222,3 +230,41 @@ def vmap_quadrant(data, config) -> Runner:
     train = jax.jit(jax.vmap(one_run))
     keys = jax.random.split(jax.random.key(0), config["runs"])
     return Runner(blocked(lambda: train(keys)), config["runs"])
+
+
+def cpu_grad_model(data, config):
+    """(params, loss(params)) of the cpu_grad workload: conv3x3 (SAME) -> relu -> 2x2 max pool
+    -> mean over space -> dense, softmax cross-entropy, on one fixed batch."""
+    c_in, c_out = config["channels"]
+    k1, k2 = jax.random.split(jax.random.key(0))
+    params = {"conv": jax.random.normal(k1, (3, 3, c_in, c_out)) * jnp.sqrt(2 / (9 * c_in)),
+              "dense": _dense(k2, c_out, config["classes"])}
+    x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
+
+    def loss(p):
+        h = jax.lax.conv_general_dilated(x, p["conv"], (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jax.lax.reduce_window(jax.nn.relu(h), -jnp.inf, jax.lax.max, (1, 2, 2, 1),
+                                  (1, 2, 2, 1), "VALID")
+        w, b = p["dense"]
+        return _xent(jnp.mean(h, axis=(1, 2)) @ w + b, y)
+
+    return params, loss
+
+
+def cpu_grad(data, config) -> Runner:
+    """The plain side of the cpu_grad row: ``jax.value_and_grad`` in the scan."""
+    return sgd_steps(jax.value_and_grad, *cpu_grad_model(data, config), config)
+
+
+def cpu_grad_matmul_model(data, config):
+    """(params [runs, ...], loss(params)) of the cpu_grad_matmul workload: the quadrant run's
+    net and loss, ``runs`` random inits stacked."""
+    init, loss = quadrant_runs_model(data, config)
+    return jax.vmap(init)(jax.random.split(jax.random.key(0), config["runs"])), loss
+
+
+def cpu_grad_matmul(data, config) -> Runner:
+    """The plain side of the cpu_grad_matmul row: vmapped ``jax.value_and_grad``."""
+    return sgd_steps(jax.value_and_grad, *cpu_grad_matmul_model(data, config), config,
+                     vmapped=True)
