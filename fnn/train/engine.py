@@ -114,10 +114,11 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     ok = jnp.all(finite)
     if loop.guard is None:
         return (new, g), metrics, ok
-    if loop.guard == "skip":
-        kept = _select(ok, (new.params, new.model_state, new.opt_state),
-                       (ts.params, ts.model_state, ts.opt_state))
-        return (TrainState(*kept, new.step), g), metrics, ok
+    if loop.guard == "skip":   # the step's params and states only; counters go on
+        params, model_state, opt_state = _select(ok, (new.params, new.model_state, new.opt_state),
+                                                 (ts.params, ts.model_state, ts.opt_state))
+        return (new._replace(params=params, model_state=model_state, opt_state=opt_state), g), \
+            metrics, ok
     first = (g.bad_step < 0) & ~ok
     g = Guard(jnp.where(first, ts.step, g.bad_step),
               jnp.where(first, jnp.argmin(finite).astype(jnp.int32), g.bad_check),
