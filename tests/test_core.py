@@ -1,4 +1,6 @@
 """The layer protocol and combinators: shapes, names, keys, state, errors."""
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -141,14 +143,28 @@ def test_everything_jits_grads_and_vmaps():
     np.testing.assert_allclose(per_example, net(params, x), rtol=1e-5, atol=1e-6)
 
 
-def test_summary_table_lists_layers_shapes_and_total():
+def test_summary_table_lists_layers_shapes_and_total(capsys):
     net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
-    lines = []
-    text = fnn.summary(net, (2,), print_fn=lines.append)
-    assert lines == [text]
-    assert "dense_0" in text and "(50,)" in text and "150" in text     # 2*50 + 50
-    assert "relu_0" in text and "dense_1" in text and "204" in text    # 50*4 + 4
-    assert text.rstrip().splitlines()[-1].startswith("total params: 354")
+    table = fnn.summary(net, (2,))
+    assert capsys.readouterr().out == ""                  # returned, not printed: a REPL shows it once
+    assert repr(table) == str(table)
+    assert table.rows == (("dense_0", "(50,)", "150"), ("relu_0", "(50,)", "0"),   # 2*50 + 50
+                          ("dense_1", "(4,)", "204"))                               # 50*4 + 4
+    assert str(table).splitlines()[-1] == "total params: 354  (input (2,))"
+
+
+def test_summary_takes_a_column_and_checks_given_params():
+    net = fnn.serial(fnn.Dense(3), fnn.BatchNorm())
+    params, state = net.init(KEY, (2,))
+    table = fnn.summary(net, (2,), params=params, state=state)
+    wider = dataclasses.replace(table, columns=(*table.columns, "note"), align=(*table.align, "<"),
+                                rows=tuple((*r, "x" * i) for i, r in enumerate(table.rows)))
+    assert str(wider).splitlines()[0].split() == ["layer", "output", "shape", "params", "note"]
+    assert str(wider).splitlines()[3].endswith("6  x")     # batchnorm_0: scale and b
+    other, _ = fnn.serial(fnn.Dense(4), fnn.BatchNorm()).init(KEY, (2,))
+    with pytest.raises(fnn.ParamsError, match=r"params\['dense_0'\]\['w'\]: expected float32\[2,3\], "
+                                              r"got float32\[2,4\]"):
+        fnn.summary(net, (2,), params=other)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -31,7 +31,7 @@ def test_losses_match_their_formulas():
 
 def test_step_changes_both_trees_and_zero_lr_freezes_one():
     gan = _gan()
-    trees = gan.init(jax.random.key(0), (8,))
+    trees, _ = gan.init(jax.random.key(0), (8,))
     x = jax.random.uniform(jax.random.key(1), (16, 8))
     key = jax.random.key(2)
     both = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
@@ -76,7 +76,7 @@ def test_multi_step_gradients_sequential_vs_simultaneous():
 def test_fit_gan_is_deterministic_and_snapshots_fixed_noise():
     gan = _gan()
     data = jax.random.uniform(jax.random.key(0), (32, 8))
-    trees = gan.init(jax.random.key(1), (8,))
+    trees, _ = gan.init(jax.random.key(1), (8,))
     d_opt, g_opt = fnn.optim.adam(1e-3), fnn.optim.adam(1e-3)
     runs = [fit_gan(gan, trees, d_opt, g_opt, data, epochs=2,
                     batch_size=16, seed=3, snapshot_epochs=(0, 2), num_snapshot=9)
