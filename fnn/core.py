@@ -229,7 +229,7 @@ def as_layer(obj, who: str = "as_layer", what: str = "the argument") -> Layer:
     label = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
     if _makes_layers(obj):
         raise TypeError(f"{who}: {what} is the layer constructor {label}, not a layer; did you "
-                        f"mean {label}(...), e.g. fnn.Dense(units) rather than fnn.Dense?")
+                        f"mean {label}(...) with its arguments?")
     if isinstance(obj, type):
         raise TypeError(f"{who}: {what} is the class {label}, not a layer; pass a Layer or a "
                         f"function of arrays")
@@ -610,15 +610,23 @@ def per_example(net: Layer) -> Layer:
 
 # ----------------------------------------------------------------------------- params check
 
+def _is_array(x) -> bool:
+    """An array, a ShapeDtypeStruct or a Python number: a leaf with a shape and a dtype."""
+    return hasattr(x, "shape") and hasattr(x, "dtype") or isinstance(x, (int, float, complex))
+
+
+def _dtype_of(x):
+    return x.dtype if hasattr(x, "dtype") else np.result_type(x)
+
+
 def _describe(tree) -> str:
     """``float32[2,50]`` for an array (or ShapeDtypeStruct), ``{'w': ..., 'b': ...}`` for a dict."""
     if isinstance(tree, dict):
         text = "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in tree.items()) + "}"
         return text if len(text) <= 80 else text[:76] + " ...}"
-    if tree is None or not hasattr(tree, "shape") and not isinstance(tree, (int, float, complex)):
-        return type(tree).__name__ if tree is not None else "None"
-    dtype = getattr(tree, "dtype", None) or np.result_type(tree)
-    return f"{dtype}[{','.join(map(str, np.shape(tree)))}]"
+    if not _is_array(tree):
+        return repr(tree) if tree is None else type(tree).__name__
+    return f"{_dtype_of(tree)}[{','.join(map(str, np.shape(tree)))}]"
 
 
 def _dtype_kind(dtype) -> str:
@@ -650,10 +658,8 @@ def _tree_problems(path: str, expected, got) -> list[str]:
             return [f"{path}: expected a sequence of {len(expected)}, got {_describe(got)}"]
         return [p for i, (e, g) in enumerate(zip(expected, got))
                 for p in _tree_problems(f"{path}[{i}]", e, g)]
-    if not hasattr(got, "shape") and not isinstance(got, (int, float, complex)) or isinstance(got, dict):
-        return [f"{path}: expected {_describe(expected)}, got {_describe(got)}"]
-    dtype = getattr(got, "dtype", None) or np.result_type(got)
-    if np.shape(got) != expected.shape or _dtype_kind(dtype) != _dtype_kind(expected.dtype):
+    if (not _is_array(got) or np.shape(got) != expected.shape
+            or _dtype_kind(_dtype_of(got)) != _dtype_kind(expected.dtype)):
         return [f"{path}: expected {_describe(expected)}, got {_describe(got)}"]
     return []
 
