@@ -94,7 +94,7 @@ def run(config):
     # ---- ESN: closed-form readout
     esn = EchoStateNetwork(**config["esn"])
     start = time.perf_counter()
-    reservoir = esn.init(jax.random.key(config["seed"]), 1)
+    reservoir = esn.init_reservoir(jax.random.key(config["seed"]), 1)
     readout = esn.fit(reservoir, z[:train - 1, None], z[1:train, None], ridge=config["ridge"])
     jax.block_until_ready(readout)
     esn_seconds = time.perf_counter() - start

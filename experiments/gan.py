@@ -69,7 +69,7 @@ def run(config):
     discriminator = fnn.serial(fnn.Flatten(), dense_discriminator(config["d_hidden"]),
                                name="discriminator")
     gan = GAN(generator, discriminator, latent)
-    trees = gan.init(jax.random.key(seed), data.shape[1:])
+    trees, _ = gan.init(jax.random.key(seed), data.shape[1:])   # no BatchNorm: no state
     opt = lambda lr: fnn.optim.adam(lr, b1=config["b1"])
     gan_run = fit_gan(gan, trees, opt(config["d_learning_rate"]), opt(config["g_learning_rate"]),
                       data, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed,

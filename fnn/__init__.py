@@ -5,24 +5,53 @@ Networks are pure functions over parameter pytrees::
     net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
     params, state = net.init(jax.random.key(0), (2,))
     logits = net(params, x)
+
+Re-exports only; every name lives in (and is documented by) its own module.
 """
-from fnn import activations, data, initializers, losses, models, optim, sharding
+from fnn import (activations, checkpoint, data, initializers, interop, layers, losses, models,
+                 optim, sharding)
 from fnn.activations import (Activation, Maxout, elu, gelu, leaky_relu, log_softmax, relu, selu,
                              sigmoid, softmax, softplus, step, swish, tanh)
 from fnn.check import gradcheck, tree_max_rel_diff
-from fnn.core import (Lambda, Layer, as_layer, fan_in_concat, fan_in_sum, fan_out, identity,
-                      parallel, residual, serial, summary)
-from fnn.layers import Dense
-from fnn.layers import (AvgPool, BatchNorm, Conv, Conv1D, Conv2D, Conv3D, ConvTranspose,
-                        ConvTranspose1D, ConvTranspose2D, ConvTranspose3D, Dropout, Flatten,
-                        GaussianNoise, GlobalAvgPool, GlobalMaxPool, LayerNorm, LPPool, MaxPool,
-                        Reshape)
-from fnn import interop
-from fnn.layers import (Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCell, scan_cell,
-                        sequence_mask)
-from fnn.layers import EchoStateNetwork
-from fnn.models import MLP, Perceptron, perceptron_rule
-from fnn.train import EarlyStopping, FitResult, TrainState, evaluate, fit, supervised, train_step
+from fnn.core import (Lambda, Layer, ParamsError, Summary, as_layer, check_params, composite,
+                      fan_in_concat, fan_in_sum, fan_out, identity, parallel, per_example,
+                      residual, serial, summary)
+from fnn.layers import (AvgPool, BatchNorm, Bidirectional, Conv, Conv1D, Conv2D, Conv3D,
+                        ConvTranspose, ConvTranspose1D, ConvTranspose2D, ConvTranspose3D, Dense,
+                        Dropout, EchoStateNetwork, Flatten, GaussianNoise, GlobalAvgPool,
+                        GlobalMaxPool, GRUCell, LayerNorm, LPPool, LSTMCell, MaxPool, Recurrent,
+                        Reshape, SimpleRNNCell, rnn_from_torch, scan_cell, sequence_mask)
+from fnn.models import (MLP, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN, basic_block,
+                        perceptron_rule)
 from fnn.sweep import sweep
+from fnn.train import (EarlyStopping, FitResult, NonFiniteError, TrainState, evaluate, fit,
+                       multi_step, supervised, train_step)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # modules
+    "activations", "checkpoint", "data", "initializers", "interop", "layers", "losses",
+    "models", "optim", "sharding",
+    # the layer protocol and combinators (fnn.core)
+    "Layer", "Lambda", "as_layer", "identity", "serial", "parallel", "fan_out", "fan_in_sum",
+    "fan_in_concat", "residual", "composite", "per_example", "check_params", "ParamsError",
+    "summary", "Summary",
+    # activations
+    "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "swish",
+    "softmax", "log_softmax", "Activation", "Maxout",
+    # layers
+    "Dense", "Conv", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose", "ConvTranspose1D",
+    "ConvTranspose2D", "ConvTranspose3D", "MaxPool", "AvgPool", "LPPool", "GlobalAvgPool",
+    "GlobalMaxPool", "BatchNorm", "LayerNorm", "Dropout", "GaussianNoise", "Flatten", "Reshape",
+    "SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
+    "sequence_mask", "rnn_from_torch", "EchoStateNetwork",
+    # models
+    "MLP", "Perceptron", "perceptron_rule", "LeNet5", "SimpleCNN", "ResNet", "PlainNet",
+    "basic_block",
+    # training
+    "supervised", "train_step", "fit", "evaluate", "EarlyStopping", "FitResult", "TrainState",
+    "NonFiniteError", "NonFiniteReport", "multi_step", "sweep",
+    # gradient checks
+    "gradcheck", "tree_max_rel_diff",
+]

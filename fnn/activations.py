@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 from fnn import initializers
 from fnn._names import did_you_mean
-from fnn.core import Lambda, Layer, check_shape
+from fnn.core import Lambda, Layer, ParamsError, check_shape, require_params
+from fnn.validation import positive_int
 
 __all__ = [
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "swish",
@@ -124,9 +125,7 @@ def Maxout(units: int, pieces: int, *, w_init=None, b_init=initializers.zeros,
     ``w_init`` is fan-in scaling per piece, w ~ N(0, 1/n_in) (each piece is a Dense layer).
     Shapes: x (batch, n_in) -> y (batch, units); params w (n_in, units, pieces), b (units, pieces).
     """
-    for arg, v in (("units", units), ("pieces", pieces)):
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
+    units, pieces = positive_int(name, "units", units), positive_int(name, "pieces", pieces)
     if w_init is None:  # fan_in = n_in: the pieces axis is a batch of Dense kernels
         w_init = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=0,
                                                       out_axis=1, batch_axis=(2,))
@@ -142,6 +141,11 @@ def Maxout(units: int, pieces: int, *, w_init=None, b_init=initializers.zeros,
         return (units,), params, {}
 
     def apply_fn(params, state, x, key, train):
+        require_params(name, params, ("w", "b"))
+        if params["w"].ndim != 3 or params["w"].shape[1:] != (units, pieces):
+            raise ParamsError(f"{name}: params hold w {tuple(params['w'].shape)}, but this layer "
+                              f"expects (n_in, {units}, {pieces}) for units={units}, "
+                              f"pieces={pieces}; were they made by another network's init?")
         check_shape(name, x, params["w"].shape[:1])
         z = jnp.einsum("ni,ijk->njk", x, params["w"]) + params["b"][None]
         return jnp.max(z, axis=-1), state

@@ -10,30 +10,18 @@ to the textbook formulas and gives them the names the notes use.
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax.nn import initializers as jinit
 
 from fnn._names import did_you_mean
+from fnn.validation import number
 
 __all__ = [
     "zeros", "ones", "constant", "normal", "small_random", "uniform", "lecun_normal",
     "lecun_uniform", "glorot_normal", "glorot_uniform", "xavier_normal", "xavier_uniform",
     "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform", "orthogonal", "get",
 ]
-
-
-def _check_positive(name: str, value) -> None:
-    """Accept any finite real > 0 (Python, NumPy or 0-d JAX number); bools are not numbers."""
-    try:
-        ok = (not isinstance(value, (bool, str)) and math.isfinite(float(value))
-              and float(value) > 0)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
 
 
 def zeros(key, shape, dtype=jnp.float32):
@@ -53,8 +41,7 @@ def constant(value: float):
 
 def normal(stddev: float = 1.0):
     """w ~ N(0, stddev^2), i.e. ``stddev * randn(shape)``."""
-    _check_positive("normal: stddev", stddev)
-    return jinit.normal(stddev)
+    return jinit.normal(number("normal", "stddev", stddev, low=0, low_open=True))
 
 
 def small_random(scale: float = 0.001):
@@ -67,8 +54,7 @@ def small_random(scale: float = 0.001):
 
 def uniform(scale: float = 1e-2):
     """w ~ U[0, scale) (as jax.nn.initializers.uniform)."""
-    _check_positive("uniform: scale", scale)
-    return jinit.uniform(scale)
+    return jinit.uniform(number("uniform", "scale", scale, low=0, low_open=True))
 
 
 def lecun_normal():

@@ -19,8 +19,8 @@ import numpy as np
 
 from fnn._names import did_you_mean
 
-__all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "number", "flag",
-           "one_of", "function", "string", "num_examples", "finite_data", "local_values"]
+__all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "integer", "number",
+           "flag", "one_of", "function", "string", "num_examples", "finite_data", "local_values"]
 
 
 def is_int(value) -> bool:
@@ -33,20 +33,41 @@ def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _got(value) -> str:
+    """``value!r``, plus a hint when an array stands where a setting belongs: the sign of a
+    layer constructor passed uncalled (``serial(fnn.Dense)`` calls ``Dense(x)`` on data)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+        return (f"{value!r} (an array where a setting belongs: was a layer constructor passed "
+                f"without calling it, e.g. fnn.Dense instead of fnn.Dense(units)?)")
+    return repr(value)
+
+
 def positive_int(who: str, what: str, value, *, none_ok: bool = False):
     """``value`` as an int >= 1 (or None, when ``none_ok``)."""
     if value is None and none_ok:
         return None
     if not (is_int(value) and value >= 1):
         raise ValueError(f"{who}: {what} must be a positive int{' or None' if none_ok else ''}, "
-                         f"got {value!r}")
+                         f"got {_got(value)}")
     return int(value)
 
 
 def nonnegative_int(who: str, what: str, value) -> int:
     """``value`` as an int >= 0."""
-    if not (is_int(value) and value >= 0):
-        raise ValueError(f"{who}: {what} must be an int >= 0, got {value!r}")
+    return integer(who, what, value, low=0)
+
+
+def integer(who: str, what: str, value, *, low: int | None = None, high: int | None = None,
+            none_ok: bool = False):
+    """``value`` as an int with ``low <= value < high`` (either bound may be None: unbounded),
+    or None when ``none_ok``."""
+    if value is None and none_ok:
+        return None
+    if not (is_int(value) and (low is None or value >= low) and (high is None or value < high)):
+        bounds = ("" if low is None and high is None else f" >= {low}" if high is None
+                  else f" < {high}" if low is None else f" in [{low}, {high})")
+        raise ValueError(f"{who}: {what} must be an int{bounds}{' or None' if none_ok else ''}, "
+                         f"got {_got(value)}")
     return int(value)
 
 
@@ -62,7 +83,7 @@ def number(who: str, what: str, value, *, low: float = -math.inf, high: float = 
             value < high if high_open else value <= high)
     if not ok:
         raise ValueError(f"{who}: {what} must be a finite number{_interval(low, high, low_open, high_open)}"
-                         f"{' or None' if none_ok else ''}, got {value!r}")
+                         f"{' or None' if none_ok else ''}, got {_got(value)}")
     return float(value)
 
 

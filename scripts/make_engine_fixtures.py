@@ -131,7 +131,7 @@ def gan_multi_step() -> dict:
     data = (rng.randn(128, 2) * [0.5, 2.0] + [1.0, -1.0]).astype(np.float32)
     gan = GAN(dense_generator(4, 2, hidden=(16,), output_activation=None),
               dense_discriminator(hidden=(16,)), latent_dim=4)
-    trees = gan.init(jax.random.key(8), (2,))
+    trees, _ = gan.init(jax.random.key(8), (2,))
     run = fit_gan(gan, trees, fnn.optim.adam(2e-3, b1=0.5), fnn.optim.adam(2e-3, b1=0.5), data,
                   epochs=3, batch_size=32, seed=9)
     return {**flat("params", run.trees), **flat("opt_state", run.opt_states),

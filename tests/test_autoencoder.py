@@ -73,3 +73,17 @@ def test_errors_name_the_problem():
         Autoencoder(fnn.Dense(3), fnn.Dense(4), noise_std=-1.0)
     with pytest.raises(ValueError, match="divisible"):
         conv_autoencoder(4, image_shape=(6, 6, 1))
+
+
+def test_batchnorm_halves_thread_their_state_and_the_helpers_take_it():
+    enc = fnn.serial(fnn.Dense(8), fnn.BatchNorm(), fnn.relu, fnn.Dense(2), name="encoder")
+    ae = Autoencoder(enc, fnn.serial(fnn.Dense(16), name="decoder"))
+    params, state = ae.init(jax.random.key(0), (16,))
+    x = jax.random.uniform(jax.random.key(1), (8, 16))
+    _, new = ae.apply(params, state, x, train=True)
+    assert not np.allclose(new["encoder"]["batchnorm_0"]["mean"], 0.0)
+    z = ae.encode(params, x, new)
+    chex.assert_trees_all_close(ae.apply(params, new, x)[0], ae.decode(params, z, new), rtol=1e-6)
+    with pytest.raises(fnn.ParamsError, match=r"at \['encoder'\]\['batchnorm_0'\]: batchnorm: "
+                                              r"state lacks"):
+        ae.encode(params, x)

@@ -1,4 +1,6 @@
 """The layer protocol and combinators: shapes, names, keys, state, errors."""
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -141,14 +143,28 @@ def test_everything_jits_grads_and_vmaps():
     np.testing.assert_allclose(per_example, net(params, x), rtol=1e-5, atol=1e-6)
 
 
-def test_summary_table_lists_layers_shapes_and_total():
+def test_summary_table_lists_layers_shapes_and_total(capsys):
     net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
-    lines = []
-    text = fnn.summary(net, (2,), print_fn=lines.append)
-    assert lines == [text]
-    assert "dense_0" in text and "(50,)" in text and "150" in text     # 2*50 + 50
-    assert "relu_0" in text and "dense_1" in text and "204" in text    # 50*4 + 4
-    assert text.rstrip().splitlines()[-1].startswith("total params: 354")
+    table = fnn.summary(net, (2,))
+    assert capsys.readouterr().out == ""                  # returned, not printed: a REPL shows it once
+    assert repr(table) == str(table)
+    assert table.rows == (("dense_0", "(50,)", "150"), ("relu_0", "(50,)", "0"),   # 2*50 + 50
+                          ("dense_1", "(4,)", "204"))                               # 50*4 + 4
+    assert str(table).splitlines()[-1] == "total params: 354  (input (2,))"
+
+
+def test_summary_takes_a_column_and_checks_given_params():
+    net = fnn.serial(fnn.Dense(3), fnn.BatchNorm())
+    params, state = net.init(KEY, (2,))
+    table = fnn.summary(net, (2,), params=params, state=state)
+    wider = dataclasses.replace(table, columns=(*table.columns, "note"), align=(*table.align, "<"),
+                                rows=tuple((*r, "x" * i) for i, r in enumerate(table.rows)))
+    assert str(wider).splitlines()[0].split() == ["layer", "output", "shape", "params", "note"]
+    assert str(wider).splitlines()[3].endswith("6  x")     # batchnorm_0: scale and b
+    other, _ = fnn.serial(fnn.Dense(4), fnn.BatchNorm()).init(KEY, (2,))
+    with pytest.raises(fnn.ParamsError, match=r"params\['dense_0'\]\['w'\]: expected float32\[2,3\], "
+                                              r"got float32\[2,4\]"):
+        fnn.summary(net, (2,), params=other)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -195,3 +211,146 @@ def test_serial_rejects_non_layers():
         fnn.serial(fnn.Dense(2), 3)
     with pytest.raises(ValueError, match=r"serial: needs at least one layer"):
         fnn.serial()
+
+
+# ----------------------------------------------------------------------------- named children
+
+def _encoder_decoder():
+    """A composite whose apply returns the code too: x -> (dec(enc(x)), enc(x))."""
+    def init(c, shape):
+        code = c("encoder", shape)
+        return c("decoder", code), code
+
+    def apply(c, x):
+        z = c("encoder", x)
+        return c("decoder", z), z
+
+    return fnn.composite("ae", {"encoder": fnn.Dense(2), "decoder": fnn.Dense(3)}, init, apply)
+
+
+def test_composite_names_params_by_child_and_wires_them_as_written():
+    net = _encoder_decoder()
+    params, state = net.init(KEY, (3,))
+    assert set(params) == {"encoder", "decoder"} and state == {}
+    k_enc, k_dec = jax.random.split(KEY)                   # child i gets split(key, n)[i]
+    chex.assert_trees_all_equal(params["encoder"], fnn.Dense(2).init(k_enc, (3,))[0])
+    chex.assert_trees_all_equal(params["decoder"], fnn.Dense(3).init(k_dec, (2,))[0])
+    x = x_of((3,))
+    (y, z), _ = net.apply(params, state, x)
+    np.testing.assert_allclose(z, fnn.Dense(2)(params["encoder"], x), rtol=1e-6)
+    np.testing.assert_allclose(y, fnn.Dense(3)(params["decoder"], z), rtol=1e-6)
+    assert net.output_shape((3,)) == ((3,), (2,))
+
+
+def test_composite_keys_own_key_and_a_child_applied_twice():
+    def apply(c, x):
+        return c.key, c("noise", x), c("noise", x)          # the same child twice
+
+    net = fnn.composite("twice", {"noise": _key_recorder("noise")},
+                        lambda c, s: (s, c("noise", s), s), apply, own_key=True)
+    x = jnp.zeros((1, 4))
+    (own, first, second), _ = net.apply({}, {}, x, key=jax.random.key(1))
+    k_own, k_child = jax.random.split(jax.random.key(1))
+    np.testing.assert_array_equal(jax.random.key_data(own), jax.random.key_data(k_own))
+    np.testing.assert_allclose(first, jax.random.normal(k_child, (1, 4)), rtol=1e-6)
+    np.testing.assert_allclose(second, jax.random.normal(jax.random.fold_in(k_child, 1), (1, 4)),
+                               rtol=1e-6)
+
+
+def test_composite_threads_each_childs_state_across_applications():
+    def apply(c, x):
+        return c("counter", c("counter", x))
+
+    net = fnn.composite("twice", {"counter": _counter()}, lambda c, s: c("counter", s), apply)
+    params, state = net.init(KEY, (2,))
+    _, new = net.apply(params, state, x_of((2,)), train=True)
+    assert int(new["counter"]["calls"]) == 2 and int(state["counter"]["calls"]) == 0
+
+
+def test_composite_errors_name_the_child():
+    net = fnn.serial(fnn.residual(fnn.serial(fnn.Dense(3), fnn.relu)), fnn.Dense(2))
+    params, _ = net.init(KEY, (3,))
+    bad = {**params, "residual_0": {"block": {"dense_0": {"w": jnp.ones((3, 4)),
+                                                          "b": jnp.ones(4)}}}}
+    with pytest.raises(fnn.ParamsError, match=r"^at \['residual_0'\]\['block'\]\['dense_0'\]: "
+                                              r"dense: params hold w \(3, 4\)"):
+        net(bad, x_of((3,)))
+    with pytest.raises(fnn.ParamsError, match=r"serial: state hold \['batchnorm_0'\], which "
+                                              r"match no child"):
+        net.apply(params, {"batchnorm_0": {}}, x_of((3,)))
+    twice = fnn.composite("c", {"d": fnn.Dense(2)}, lambda c, s: c("d", c("d", s)), lambda c, x: x)
+    with pytest.raises(ValueError, match=r"c: child 'd' is initialised twice"):
+        twice.init(KEY, (2,))
+    lazy = fnn.composite("c", {"d": fnn.Dense(2)}, lambda c, s: s, lambda c, x: x)
+    with pytest.raises(ValueError, match=r"c: init never initialised the child\(ren\) \['d'\]"):
+        lazy.init(KEY, (2,))
+    with pytest.raises(ValueError, match=r"c: no child 'e' \(its children are \['d'\]\)"):
+        fnn.composite("c", {"d": fnn.Dense(2)}, lambda c, s: c("e", s), lambda c, x: x).init(KEY, (2,))
+
+
+NET_SMALL = fnn.serial(fnn.Dense(3), fnn.relu, fnn.Dense(2))
+
+
+def test_state_none_is_empty_for_a_stateless_network():
+    params, _ = NET_SMALL.init(KEY, (2,))
+    y, state = NET_SMALL.apply(params, None, x_of((2,)))
+    assert state == {}
+    np.testing.assert_array_equal(y, NET_SMALL(params, x_of((2,))))
+
+
+# ----------------------------------------------------------------------------- check_params
+
+def test_check_params_accepts_what_init_makes_and_other_float_widths():
+    net = fnn.serial(fnn.Conv2D(4, 3), fnn.BatchNorm(), fnn.Flatten(), fnn.Dense(2))
+    params, state = net.init(KEY, (6, 6, 1))
+    fnn.check_params(net, (6, 6, 1), params, state)
+    fnn.check_params(net, (6, 6, 1), jax.tree.map(lambda a: a.astype(jnp.bfloat16), params), state)
+    fnn.check_params(NET_SMALL, (2,), NET_SMALL.init(KEY, (2,))[0])     # state None: {}
+    with pytest.raises(fnn.ParamsError, match=r"^fit: the params and state do not fit serial on "
+                                              r"inputs \(6, 6, 1\):\n  params\['conv_0'\]\['w'\]: "
+                                              r"expected float32\[3,3,1,4\], got float32\[3,3,2,4\]"):
+        fnn.check_params(net, (6, 6, 1), net.init(KEY, (6, 6, 2))[0], state, who="fit")
+
+
+# ----------------------------------------------------------------------------- one example
+
+def test_per_example_gradients_match_a_python_loop(x64):
+    net = fnn.serial(fnn.Dense(5), fnn.tanh, fnn.Dense(3))
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), net.init(KEY, (4,))[0])
+    x = jax.random.normal(jax.random.key(1), (6, 4), jnp.float64)
+    y = jnp.arange(6) % 3
+    one = fnn.per_example(net)
+
+    def loss(p, xi, yi):
+        return fnn.losses.softmax_cross_entropy(one(p, xi)[None], yi[None])
+
+    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(params, x, y)
+    for i in range(6):
+        expected = jax.grad(lambda p: fnn.losses.softmax_cross_entropy(
+            net(p, x[i:i + 1]), y[i:i + 1]))(params)
+        chex.assert_trees_all_close(jax.tree.map(lambda g: g[i], grads), expected, rtol=1e-12)
+    chex.assert_shape(grads["dense_0"]["w"], (6, 4, 5))
+
+
+def test_per_example_conv_recurrent_dropout_and_batchnorm_under_vmap():
+    conv = fnn.serial(fnn.Conv2D(3, 3), fnn.relu, fnn.MaxPool(2), fnn.Flatten(), fnn.Dense(2))
+    params, _ = conv.init(KEY, (8, 8, 1))
+    images = jax.random.normal(jax.random.key(1), (5, 8, 8, 1))
+    chex.assert_trees_all_close(jax.vmap(lambda xi: fnn.per_example(conv)(params, xi))(images),
+                                conv(params, images), rtol=1e-5, atol=1e-6)
+    rnn = fnn.Recurrent(fnn.GRUCell(4), return_sequences=False)
+    p_rnn, _ = rnn.init(KEY, ((7, 3), (7,)))
+    seqs = jax.random.normal(jax.random.key(2), (5, 7, 3))
+    mask = fnn.sequence_mask(jnp.array([7, 3, 5, 1, 6]), 7)
+    chex.assert_trees_all_close(
+        jax.vmap(lambda s, m: fnn.per_example(rnn)(p_rnn, (s, m)))(seqs, mask),
+        rnn(p_rnn, (seqs, mask)), rtol=1e-5, atol=1e-6)
+    drop = fnn.per_example(fnn.Dropout(0.5))
+    ones = jnp.ones((4, 64))
+    masks = jax.vmap(lambda xi, k: drop({}, xi, key=k, train=True))(ones, jax.random.split(KEY, 4))
+    assert len({tuple(np.asarray(m)) for m in masks}) == 4        # one mask per example
+    bn = fnn.serial(fnn.Dense(3), fnn.BatchNorm())
+    p_bn, s_bn = bn.init(KEY, (2,))
+    x = x_of((2,), batch=4)
+    y = jax.vmap(lambda xi: fnn.per_example(bn).apply(p_bn, s_bn, xi)[0])(x)
+    chex.assert_trees_all_close(y, bn.apply(p_bn, s_bn, x)[0], rtol=1e-5, atol=1e-6)

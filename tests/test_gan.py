@@ -31,7 +31,7 @@ def test_losses_match_their_formulas():
 
 def test_step_changes_both_trees_and_zero_lr_freezes_one():
     gan = _gan()
-    trees = gan.init(jax.random.key(0), (8,))
+    trees, _ = gan.init(jax.random.key(0), (8,))
     x = jax.random.uniform(jax.random.key(1), (16, 8))
     key = jax.random.key(2)
     both = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
@@ -79,7 +79,7 @@ def test_fit_gan_is_deterministic_snapshots_fixed_noise_and_compiles_once():
     gan = _gan()
     gan = gan._replace(generator=fnn.serial(gan.generator, tracing))
     data = jax.random.uniform(jax.random.key(0), (32, 8))
-    trees = gan.init(jax.random.key(1), (8,))
+    trees, _ = gan.init(jax.random.key(1), (8,))
     d_opt, g_opt = fnn.optim.adam(1e-3), fnn.optim.adam(1e-3)
     runs = [fit_gan(gan, trees, d_opt, g_opt, data, epochs=2,
                     batch_size=16, seed=3, snapshot_epochs=(0, 2), num_snapshot=9)
@@ -106,3 +106,54 @@ def test_init_checks_shapes():
         GAN(dense_generator(4, 8), dense_discriminator(), 4).init(jax.random.key(0), (9,))
     with pytest.raises(ValueError, match="one logit"):
         GAN(dense_generator(4, 8), fnn.Dense(3), 4).init(jax.random.key(0), (8,))
+
+
+def _with_dropout(rate):
+    """A GAN whose discriminator has Dropout(rate) between its layers; rate 0 -> no Dropout.
+    Both have the same parameter tree (Dropout holds no params)."""
+    layers = [fnn.Dense(16), fnn.leaky_relu] + ([fnn.Dropout(rate)] if rate else []) + [fnn.Dense(1)]
+    return GAN(dense_generator(4, 8, (16,)), fnn.serial(*layers, name="discriminator"), 4)
+
+
+def test_discriminator_dropout_is_active_in_training_and_off_in_evaluation():
+    plain, dropped = _with_dropout(0), _with_dropout(0.5)
+    trees, state = plain.init(jax.random.key(0), (8,))
+    x = jax.random.uniform(jax.random.key(1), (32, 8))
+    key = jax.random.key(2)
+    for name in ("discriminator", "generator"):
+        loss = lambda gan, train: gan.objectives()[name](trees, state, x, key, train)[0]
+        assert float(loss(dropped, False)) == float(loss(plain, False))   # eval: no dropout
+        assert float(loss(dropped, True)) != float(loss(plain, True))     # train: masks drawn
+        assert float(loss(plain, True)) == float(loss(plain, False))
+
+
+def test_a_batchnorm_discriminator_trains_with_its_state_threaded():
+    disc = fnn.serial(fnn.Dense(16), fnn.BatchNorm(), fnn.leaky_relu, fnn.Dense(1),
+                      name="discriminator")
+    gan = GAN(dense_generator(4, 8, (16,)), disc, 4)
+    trees, state = gan.init(jax.random.key(0), (8,))
+    assert set(state) == {"discriminator"}
+    step = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
+    data = jax.random.uniform(jax.random.key(1), (8, 16, 8))
+
+    @jax.jit
+    def train(trees, opt_states, state):           # a short jitted loop: one step per batch
+        def body(carry, batch_and_key):
+            trees, opt_states, state = carry
+            trees, opt_states, metrics, state = step(trees, opt_states, *batch_and_key,
+                                                     state=state)
+            return (trees, opt_states, state), metrics["discriminator_loss"]
+        keys = jax.random.split(jax.random.key(2), data.shape[0])
+        return jax.lax.scan(body, (trees, opt_states, state), (data, keys))
+
+    (new_trees, _, new_state), losses = train(trees, step.init(trees), state)
+    assert losses.shape == (8,) and bool(jnp.all(jnp.isfinite(losses)))
+    bn = new_state["discriminator"]["batchnorm_0"]
+    # running mean moved from 0 toward the batch means of D's first layer, on real and fake input
+    assert float(jnp.max(jnp.abs(bn["mean"]))) > 1e-3
+    assert not np.allclose(new_trees["discriminator"]["batchnorm_0"]["scale"], 1.0)
+    # evaluation uses the running statistics: the eval loss depends on the state
+    d_obj = gan.objectives()["discriminator"]
+    x = data[0]
+    assert float(d_obj(new_trees, new_state, x, jax.random.key(3), False)[0]) != float(
+        d_obj(new_trees, state, x, jax.random.key(3), False)[0])

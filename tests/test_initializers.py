@@ -123,7 +123,7 @@ def test_get_by_name_and_did_you_mean():
 
 def test_invalid_scales_raise():
     for make in (I.normal, I.small_random, I.uniform):
-        with pytest.raises(ValueError, match="must be a finite positive number, got -1"):
+        with pytest.raises(ValueError, match="must be a finite number > 0, got -1"):
             make(-1)
 
 
@@ -148,6 +148,6 @@ def test_get_rejects_an_uncalled_factory_with_a_hint():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "0.1"])
 def test_scale_arguments_must_be_finite_positive_numbers(bad):
-    with pytest.raises(ValueError, match=r"normal: stddev must be a finite positive number"):
+    with pytest.raises(ValueError, match=r"normal: stddev must be a finite number > 0"):
         I.normal(bad)
     assert I.normal(np.float32(0.5))(KEY, (3,)).shape == (3,)

@@ -74,10 +74,10 @@ def test_noise_gradients_match_finite_differences():
 
 def test_noise_arguments_are_validated():
     with pytest.raises(ValueError, match=r"dropout: rate \(the probability of dropping a unit\) "
-                                         r"must be a number in \[0, 1\), got 1"):
+                                         r"must be a finite number in \[0, 1\), got 1"):
         fnn.Dropout(1)
     with pytest.raises(ValueError, match=r"dropout: rate .* got -0.1"):
         fnn.Dropout(-0.1)
-    with pytest.raises(ValueError, match=r"gaussian_noise: stddev must be a number >= 0, "
+    with pytest.raises(ValueError, match=r"gaussian_noise: stddev must be a finite number >= 0, "
                                          r"got -1.0"):
         fnn.GaussianNoise(-1.0)

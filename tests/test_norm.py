@@ -126,12 +126,12 @@ def test_layernorm_values_and_gradients():
 
 
 def test_norm_errors_name_the_layer_expected_and_given():
-    with pytest.raises(ValueError, match=r"batchnorm: momentum must be a number in \[0, 1\], "
+    with pytest.raises(ValueError, match=r"batchnorm: momentum must be a finite number in \[0, 1\], "
                                          r"got 1.5"):
         fnn.BatchNorm(momentum=1.5)
-    with pytest.raises(ValueError, match=r"batchnorm: eps must be a positive number, got 0"):
+    with pytest.raises(ValueError, match=r"batchnorm: eps must be a finite number > 0, got 0"):
         fnn.BatchNorm(eps=0)
-    with pytest.raises(ValueError, match=r"layernorm: eps must be a positive number, got -1"):
+    with pytest.raises(ValueError, match=r"layernorm: eps must be a finite number > 0, got -1"):
         fnn.LayerNorm(eps=-1)
     with pytest.raises(ValueError, match=r"batchnorm: axis 2 is out of range for inputs with 2 "
                                          r"non-batch axes"):

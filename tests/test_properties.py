@@ -76,7 +76,7 @@ def test_init_infers_the_shapes_that_apply_produces(case, batch, seed):
     y, new_state = net.apply(params, state, x)
     assert y.shape == (batch, *inferred)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    assert fnn.summary(net, shape, print_fn=None).splitlines()[-1].startswith(
+    assert str(fnn.summary(net, shape)).splitlines()[-1].startswith(
         f"total params: {count(params):,}")
 
 

@@ -18,22 +18,22 @@ def sine():
 def test_reservoir_spectral_radius_connectivity_and_scales():
     esn = EchoStateNetwork(units=200, connectivity=0.05, spectral_radius=0.8, input_scaling=0.3,
                            bias_scaling=0.2)
-    r = esn.init(jax.random.key(0), 2)
+    r = esn.init_reservoir(jax.random.key(0), 2)
     assert {k: v.shape for k, v in r.items()} == {"w_in": (2, 200), "w": (200, 200), "b": (200,)}
     w = np.asarray(r["w"], np.float64)
     assert abs(np.max(np.abs(np.linalg.eigvals(w))) - 0.8) < 1e-5
     assert abs(np.mean(w != 0) - 0.05) < 0.005
     assert np.abs(np.asarray(r["w_in"])).max() <= 0.3 and np.abs(np.asarray(r["b"])).max() <= 0.2
-    default = EchoStateNetwork(units=200).init(jax.random.key(1), 1)
+    default = EchoStateNetwork(units=200).init_reservoir(jax.random.key(1), 1)
     assert abs(np.mean(np.asarray(default["w"]) != 0) - 0.01) < 0.003  # the notes' ~1%
     assert np.all(np.asarray(default["b"]) == 0)                      # no bias by default
     # deterministic in the key
-    np.testing.assert_array_equal(esn.init(jax.random.key(0), 2)["w"], r["w"])
+    np.testing.assert_array_equal(esn.init_reservoir(jax.random.key(0), 2)["w"], r["w"])
 
 
 def test_states_follow_the_leaky_update():
     esn = EchoStateNetwork(units=20, connectivity=0.3, leak_rate=0.4, bias_scaling=0.5, washout=0)
-    r = jax.tree.map(np.asarray, esn.init(jax.random.key(2), 3))
+    r = jax.tree.map(np.asarray, esn.init_reservoir(jax.random.key(2), 3))
     u = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
     x = np.zeros((2, 20))
     want = []
@@ -47,7 +47,7 @@ def test_states_follow_the_leaky_update():
 
 def test_fit_solves_the_ridge_normal_equations(sine):
     esn = EchoStateNetwork(units=50, connectivity=0.2, washout=30)
-    r = esn.init(jax.random.key(3), 1)
+    r = esn.init_reservoir(jax.random.key(3), 1)
     u, y = sine[:-1, None], np.stack([sine[1:], sine[1:] ** 2], axis=1)
     ridge = 1e-3
     readout = esn.fit(r, u, y, ridge=ridge)
@@ -62,7 +62,7 @@ def test_fit_solves_the_ridge_normal_equations(sine):
 def test_one_step_prediction_and_free_running_generation(sine):
     esn = EchoStateNetwork(units=200, connectivity=0.05, spectral_radius=0.9,
                            input_scaling=0.5, washout=50)
-    r = esn.init(jax.random.key(4), 1)
+    r = esn.init_reservoir(jax.random.key(4), 1)
     train = 500
     readout = esn.fit(r, sine[:train - 1, None], sine[1:train, None], ridge=1e-7)
     pred = esn.predict(r, readout, sine[:-1, None])
@@ -86,7 +86,7 @@ def test_mackey_glass_one_step():
     z = (s - s.mean()) / s.std()
     esn = EchoStateNetwork(units=200, connectivity=0.02, bias_scaling=0.2, input_scaling=0.2,
                            washout=100)
-    r = esn.init(jax.random.key(0), 1)
+    r = esn.init_reservoir(jax.random.key(0), 1)
     readout = esn.fit(r, z[:1199, None], z[1:1200, None], ridge=1e-8)
     pred = esn.predict(r, readout, z[:-1, None])
     assert nrmse(pred[1200:, 0], z[1201:]) < 1e-2
@@ -106,10 +106,10 @@ def test_validation_errors(sine):
     with pytest.raises(ValueError, match="spectral_radius must be a finite number > 0, got -1.0"):
         EchoStateNetwork(spectral_radius=-1.0)
     for bad in (0, 0.0, 1.5, -0.1):
-        with pytest.raises(ValueError, match=rf"connectivity .* must lie in \(0, 1\], got {bad}"):
+        with pytest.raises(ValueError, match=rf"connectivity .* must be a finite number in \(0, 1\], got {bad}"):
             EchoStateNetwork(connectivity=bad)
     for bad in (0, 1.01):
-        with pytest.raises(ValueError, match=rf"leak_rate must lie in \(0, 1\], got {bad}"):
+        with pytest.raises(ValueError, match=rf"leak_rate must be a finite number in \(0, 1\], got {bad}"):
             EchoStateNetwork(leak_rate=bad)
     with pytest.raises(ValueError, match="units must be a positive int, got 0"):
         EchoStateNetwork(units=0)
@@ -118,9 +118,9 @@ def test_validation_errors(sine):
     with pytest.raises(ValueError, match="input_scaling must be a finite number > 0"):
         EchoStateNetwork(input_scaling=0)
     with pytest.raises(ValueError, match="nilpotent"):
-        EchoStateNetwork(units=3, connectivity=0.01).init(jax.random.key(0), 1)
+        EchoStateNetwork(units=3, connectivity=0.01).init_reservoir(jax.random.key(0), 1)
     esn = EchoStateNetwork(units=30, connectivity=0.2, washout=10)
-    r = esn.init(jax.random.key(0), 1)
+    r = esn.init_reservoir(jax.random.key(0), 1)
     with pytest.raises(ValueError, match=r"expected inputs of shape \(time, 1\) or \(batch, time, 1\), got \(5, 2\)"):
         esn.states(r, np.zeros((5, 2)))
     with pytest.raises(ValueError, match="nothing after the washout of 10 steps"):

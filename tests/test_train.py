@@ -275,11 +275,11 @@ def test_a_stateful_network_without_its_state_and_a_network_as_objective_are_nam
     net = fnn.serial(fnn.Dense(4), fnn.BatchNorm(), fnn.Dense(2))
     params, state = net.init(KEY, (2,))
     data = blobs(n=16)
-    with pytest.raises(ValueError, match=r"fit: the network carries state \(e.g. BatchNorm "
-                                         r"statistics\) but no model state was given; pass the "
-                                         r"state from net.init.*model_state=state"):
+    with pytest.raises(ValueError, match=r"(?s)fit: the params and state do not fit serial.*"
+                                         r"state\['batchnorm_0'\]: missing.*"
+                                         r"fit\(..., model_state=state\)"):
         fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), data, progress=False)
-    with pytest.raises(ValueError, match=r"evaluate: the network carries state"):
+    with pytest.raises(ValueError, match=r"evaluate: the params and state do not fit"):
         fnn.evaluate(fnn.supervised(net), params, None, data)
     with pytest.raises(TypeError, match=r"fit: got the network 'serial' where an objective "
                                         r"belongs; wrap it: fit\(fnn.supervised\(net, loss\)"):

@@ -95,3 +95,51 @@ def test_errors_name_the_problem():
         VAE(fnn.Dense(4), fnn.Dense(5), 2).init(jax.random.key(0), (4,))
     with pytest.raises(ValueError, match="likelihood"):
         VAE(fnn.Dense(4), fnn.Dense(4), 2, likelihood="poisson")
+
+
+def _vae(*middle):
+    """A 16 -> 2 VAE with ``middle`` layers after the encoder's first Dense."""
+    enc = fnn.serial(fnn.Dense(8), *middle, fnn.relu, fnn.Dense(4), name="encoder")
+    dec = fnn.serial(fnn.Dense(8), fnn.relu, fnn.Dense(16), name="decoder")
+    return VAE(enc, dec, 2)
+
+
+def test_encoder_dropout_is_active_in_training_and_off_in_evaluation():
+    plain, dropped = _vae(), _vae(fnn.Dropout(0.5))
+    params, state = plain.init(jax.random.key(0), (16,))    # Dropout holds no params
+    x = jax.random.uniform(jax.random.key(1), (8, 16))
+    key = jax.random.key(2)
+    loss = lambda vae, train: float(vae_objective(vae)(params, state, x, key, train)[0])
+    assert loss(dropped, False) == loss(plain, False)
+    assert loss(dropped, True) != loss(plain, True)
+    assert loss(plain, True) == loss(plain, False)          # same z draw from the same key
+
+
+def test_a_batchnorm_encoder_trains_with_its_state_threaded():
+    vae = _vae(fnn.BatchNorm())
+    params, state = vae.init(jax.random.key(0), (16,))
+    assert set(state) == {"encoder"}
+    rng = np.random.RandomState(0)
+    x = (rng.rand(64, 16) < np.linspace(0.1, 0.9, 16)).astype(np.float32)
+    result = fnn.fit(vae_objective(vae), params, fnn.optim.adam(1e-2), x, model_state=state,
+                     epochs=3, batch_size=16, progress=False)
+    mean = result.model_state["encoder"]["batchnorm_0"]["mean"]
+    assert float(jnp.max(jnp.abs(mean))) > 1e-3              # running statistics moved
+    chex.assert_trees_all_equal_shapes(result.model_state, state)
+    # evaluation helpers read the running statistics through the state
+    chex.assert_shape(vae.encode(result.params, x, result.model_state)[0], (64, 2))
+    with pytest.raises(fnn.ParamsError, match=r"state lacks \['mean', 'var'\]"):
+        vae.encode(result.params, x)
+
+
+def test_elbo_refuses_several_samples_through_a_batchnorm_decoder_in_training():
+    dec = fnn.serial(fnn.Dense(8), fnn.BatchNorm(), fnn.relu, fnn.Dense(16), name="decoder")
+    vae = VAE(fnn.Dense(4), dec, 2)
+    params, state = vae.init(jax.random.key(0), (16,))
+    x = jnp.ones((4, 16))
+    with pytest.raises(ValueError, match=r"a decoder with state \(BatchNorm\) trains with "
+                                         r"samples=1, got 3"):
+        vae.elbo(params, state, x, jax.random.key(1), train=True, samples=3)
+    (e, _, _), new = vae.elbo(params, state, x, jax.random.key(1), samples=3)   # eval: fine
+    chex.assert_shape(e, (4,))
+    chex.assert_trees_all_equal(new, state)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn.data.digits import Split
+from fnn.validation import integer, number
 
 __all__ = ["load_mnist1d", "mnist1d_templates", "mnist1d_stream"]
 
@@ -98,14 +99,10 @@ def load_mnist1d(*, seed: int = 42, num_samples: int = 5000, train_split: float 
     scale_coeff 0.4, max_translation 48, corr_noise_scale 0.25, iid_noise_scale 0.02,
     shear_scale 0.75, final_seq_length 40.
     """
-    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**32):
-        raise ValueError(f"load_mnist1d: seed must be an int in [0, 2**32), got {seed!r}")
-    if not (isinstance(num_samples, (int, np.integer)) and not isinstance(num_samples, bool)
-            and num_samples >= 20):
-        raise ValueError(f"load_mnist1d: num_samples must be an int >= 20 (at least 2 per "
-                         f"class), got {num_samples!r}")
-    if not (isinstance(train_split, float) and 0.0 < train_split < 1.0):
-        raise ValueError(f"load_mnist1d: train_split must be a float in (0, 1), got {train_split!r}")
+    integer("load_mnist1d", "seed", seed, low=0, high=2**32)
+    integer("load_mnist1d", "num_samples", num_samples, low=20)
+    number("load_mnist1d", "train_split", train_split, low=0, high=1, low_open=True,
+           high_open=True)
     split = int(num_samples // 10 * 10 * train_split)
     if not 0 < split < num_samples // 10 * 10:
         raise ValueError(f"load_mnist1d: train_split {train_split} leaves an empty train or "

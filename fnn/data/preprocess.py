@@ -21,10 +21,11 @@ variances (divide by n), as in ``np.var`` and scikit-learn's ``StandardScaler``.
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from fnn.validation import is_int, number
 
 __all__ = ["Scaler", "PCA", "fit_center", "fit_standardize", "fit_minmax", "fit_pca",
            "fit_pca_whiten", "fit_zca_whiten"]
@@ -65,15 +66,8 @@ def _as_data(x, who: str, *, min_ndim: int = 2, exact_ndim: int | None = None) -
     return a
 
 
-def _check_eps(eps, who: str) -> float:
-    if not (isinstance(eps, numbers.Real) and not isinstance(eps, bool) and np.isfinite(eps)
-            and eps > 0):
-        raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
-    return float(eps)
-
-
 def _axes(axis, ndim: int, who: str) -> tuple[int, ...]:
-    axes = (axis,) if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) else axis
+    axes = (axis,) if is_int(axis) else axis
     try:
         axes = tuple(int(a) for a in axes)
     except TypeError:
@@ -169,7 +163,7 @@ def fit_standardize(x, *, axis=0, eps: float = 1e-8) -> Scaler:
     constant feature maps to 0 and no NaN or inf appears.
     x: (n, *features) -> train columns with mean 0 and std 1.
     """
-    eps = _check_eps(eps, "fit_standardize")
+    eps = number("fit_standardize", "eps", eps, low=0, low_open=True)
     a = _as_data(x, "fit_standardize")
     axes = _axes(axis, a.ndim, "fit_standardize")
     mean = a.mean(axis=axes, keepdims=True)
@@ -188,7 +182,7 @@ def fit_minmax(x, feature_range: tuple[float, float] = DEFAULT_RANGE, *, axis=0,
     feature with max - min < eps is divided by ``eps`` instead (a constant one maps to ``lo``,
     never to NaN).
     """
-    eps = _check_eps(eps, "fit_minmax")
+    eps = number("fit_minmax", "eps", eps, low=0, low_open=True)
     try:
         lo, hi = (float(v) for v in feature_range)
     except (TypeError, ValueError):
@@ -260,7 +254,7 @@ def _n_kept(n_components, lam: np.ndarray, who: str) -> int:
     d = len(lam)
     if n_components is None:
         return d
-    if isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool):
+    if is_int(n_components):
         if not 1 <= n_components <= d:
             raise ValueError(f"{who}: n_components must be in 1..{d} (the number of features) "
                              f"or a variance fraction in (0, 1], got {n_components!r}")
@@ -310,7 +304,8 @@ def fit_pca_whiten(x, n_components: int | float | None = None, *, eps: float = 1
     1/sqrt(eps) instead of divided by 0. x: (n, d) -> z (n, k); ``n_components`` as in
     :func:`fit_pca`.
     """
-    return _fit(x, n_components, _check_eps(eps, "fit_pca_whiten"), "pca_whiten", "fit_pca_whiten")
+    eps = number("fit_pca_whiten", "eps", eps, low=0, low_open=True)
+    return _fit(x, n_components, eps, "pca_whiten", "fit_pca_whiten")
 
 
 def fit_zca_whiten(x, n_components: int | float | None = None, *, eps: float = 1e-5) -> PCA:
@@ -322,4 +317,5 @@ def fit_zca_whiten(x, n_components: int | float | None = None, *, eps: float = 1
     to the centred input (least squares), so images still look like images. x: (n, d) ->
     z (n, d). ``n_components`` (default all) whitens within the leading k-dim subspace only.
     """
-    return _fit(x, n_components, _check_eps(eps, "fit_zca_whiten"), "zca", "fit_zca_whiten")
+    eps = number("fit_zca_whiten", "eps", eps, low=0, low_open=True)
+    return _fit(x, n_components, eps, "zca", "fit_zca_whiten")

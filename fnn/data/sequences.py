@@ -12,17 +12,13 @@ import math
 
 import numpy as np
 
+from fnn.validation import integer, number
+
 __all__ = ["windows", "sine_windows", "sum_of_sines_windows", "mackey_glass", "adding_problem",
            "copy_memory", "copy_memory_baseline", "ADDING_BASELINE_MSE"]
 
 ADDING_BASELINE_MSE = 1 / 6
 """MSE of always predicting 1 on the adding problem: Var(u_1 + u_2) = 2/12, u_i ~ U(0, 1)."""
-
-
-def _positive_int(who, what, v, minimum=1):
-    if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum):
-        raise ValueError(f"{who}: {what} must be an int >= {minimum}, got {v!r}")
-    return int(v)
 
 
 def windows(series, window: int, horizon: int = 1):
@@ -32,8 +28,8 @@ def windows(series, window: int, horizon: int = 1):
     y (N, horizon); N = T - window - horizon + 1.
     """
     series = np.asarray(series)
-    window = _positive_int("windows", "window", window)
-    horizon = _positive_int("windows", "horizon", horizon)
+    window = integer("windows", "window", window, low=1)
+    horizon = integer("windows", "horizon", horizon, low=1)
     flat = series.ndim == 1
     s = series[:, None] if flat else series
     if s.ndim != 2:
@@ -59,16 +55,15 @@ def sine_windows(n: int = 1000, window: int = 50, horizon: int = 1, *, component
     plus N(0, noise^2) on the inputs. x = s[:window], y = s[window:window+horizon].
     Shapes: x (n, window, 1) float32, y (n, horizon) float32.
     """
-    n = _positive_int("sine_windows", "n", n)
-    window = _positive_int("sine_windows", "window", window)
-    horizon = _positive_int("sine_windows", "horizon", horizon)
-    components = _positive_int("sine_windows", "components", components)
+    n = integer("sine_windows", "n", n, low=1)
+    window = integer("sine_windows", "window", window, low=1)
+    horizon = integer("sine_windows", "horizon", horizon, low=1)
+    components = integer("sine_windows", "components", components, low=1)
     lo, hi = period_range
     if not 0 < lo <= hi:
         raise ValueError(f"sine_windows: period_range must be (low, high) with 0 < low <= high, "
                          f"got {period_range!r}")
-    if not noise >= 0:
-        raise ValueError(f"sine_windows: noise must be >= 0, got {noise!r}")
+    noise = number("sine_windows", "noise", noise, low=0)
     rng = np.random.RandomState(seed)
     amp = rng.uniform(0.5, 1.0, (n, components, 1)) / components
     period = rng.uniform(lo, hi, (n, components, 1))
@@ -101,11 +96,10 @@ def mackey_glass(length: int = 2000, *, tau: float = 17.0, beta: float = 0.2,
 
     Returns x (length,) of ``dtype``; values lie in about [0.2, 1.4].
     """
-    length = _positive_int("mackey_glass", "length", length)
-    discard = _positive_int("mackey_glass", "discard", discard, minimum=0)
+    length = integer("mackey_glass", "length", length, low=1)
+    discard = integer("mackey_glass", "discard", discard, low=0)
     for what, v in (("tau", tau), ("dt", dt), ("sample_every", sample_every)):
-        if not (isinstance(v, (int, float)) and v > 0):
-            raise ValueError(f"mackey_glass: {what} must be a number > 0, got {v!r}")
+        number("mackey_glass", what, v, low=0, low_open=True)
     lag = int(round(tau / dt))
     sub = int(round(sample_every / dt))
     if abs(lag * dt - tau) > 1e-9 or abs(sub * dt - sample_every) > 1e-9:
@@ -144,8 +138,8 @@ def adding_problem(n: int, length: int, *, seed: int = 0):
 
     Shapes: x (n, length, 2) float32 ([..., 0] values, [..., 1] markers), y (n, 1) float32.
     """
-    n = _positive_int("adding_problem", "n", n)
-    length = _positive_int("adding_problem", "length", length, minimum=2)
+    n = integer("adding_problem", "n", n, low=1)
+    length = integer("adding_problem", "length", length, low=2)
     rng = np.random.RandomState(seed)
     values = rng.uniform(0, 1, (n, length))
     half = length // 2
@@ -171,10 +165,10 @@ def copy_memory(n: int, delay: int, *, symbols: int = 10, alphabet: int = 8, see
 
     Shapes: x (n, T, alphabet + 2) float32 one-hot, y (n, T) int32 token ids.
     """
-    n = _positive_int("copy_memory", "n", n)
-    delay = _positive_int("copy_memory", "delay", delay)
-    symbols = _positive_int("copy_memory", "symbols", symbols)
-    alphabet = _positive_int("copy_memory", "alphabet", alphabet)
+    n = integer("copy_memory", "n", n, low=1)
+    delay = integer("copy_memory", "delay", delay, low=1)
+    symbols = integer("copy_memory", "symbols", symbols, low=1)
+    alphabet = integer("copy_memory", "alphabet", alphabet, low=1)
     rng = np.random.RandomState(seed)
     t_len = delay + 2 * symbols
     data = rng.randint(1, alphabet + 1, (n, symbols))

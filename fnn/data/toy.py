@@ -10,11 +10,10 @@ only, so a seed gives the same set on every machine and run.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from fnn._names import did_you_mean
+from fnn.validation import integer, number
 
 __all__ = ["quadrant", "logic_gate", "GATES", "circle", "xor", "gaussian", "spiral", "moons",
            "playground", "PLAYGROUND"]
@@ -60,14 +59,9 @@ def logic_gate(name: str) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- playground
 
 def _check(who: str, n, noise, seed) -> None:
-    if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 2):
-        raise ValueError(f"{who}: n must be an int >= 2 (one example per class at least), got {n!r}")
-    if not (isinstance(noise, (int, float, np.floating, np.integer)) and not isinstance(noise, bool)
-            and math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"{who}: noise must be a finite number >= 0 (the jitter's standard "
-                         f"deviation), got {noise!r}")
-    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0):
-        raise ValueError(f"{who}: seed must be an int >= 0, got {seed!r}")
+    integer(who, "n", n, low=2)
+    number(who, "noise", noise, low=0)
+    integer(who, "seed", seed, low=0)
 
 
 def _finish(rng: np.random.Generator, parts, noise: float):

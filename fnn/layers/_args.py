@@ -8,16 +8,11 @@ with the spatial rank ``n`` (expand an int to ``n`` entries, check a tuple has `
 """
 from __future__ import annotations
 
-import numbers
-
 from jax import lax
 
-__all__ = ["is_int", "int_tuple", "padding_arg", "explicit_padding", "window_output"]
+from fnn.validation import is_int
 
-
-def is_int(v) -> bool:
-    """A Python or NumPy integer, not a bool."""
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+__all__ = ["int_tuple", "padding_arg", "explicit_padding", "window_output"]
 
 
 def int_tuple(name: str, what: str, value, n: int | None = None, *, minimum: int = 1):

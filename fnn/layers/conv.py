@@ -1,13 +1,16 @@
 """Convolution (grouped, strided, dilated) and transposed convolution, channels last."""
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from fnn import initializers
-from fnn.core import Layer, require_params
-from fnn.layers._args import int_tuple, is_int, padding_arg, window_output
+from fnn.core import Layer, ParamsError, batch_hint, require_params
+from fnn.layers._args import int_tuple, padding_arg, window_output
+from fnn.validation import flag, positive_int
 
 __all__ = ["Conv", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose", "ConvTranspose1D",
            "ConvTranspose2D", "ConvTranspose3D"]
@@ -32,14 +35,34 @@ def _spatial_rank(name, kernel_size, input_shape):
 def _check_input(name, x, n, channels):
     if x.ndim != n + 2 or x.shape[-1] != channels:
         raise ValueError(f"{name}: expected input of shape (batch, <{n} spatial dims>, "
-                         f"{channels}), got {tuple(x.shape)}")
+                         f"{channels}), got {tuple(x.shape)}{batch_hint(x, n + 2)}")
 
 
-def _validate(name, features, kernel_size, strides, dilation, padding, groups):
+def _warn_if_channels_first(name, input_shape):
+    """Warn when an image shape reads as channels-first, e.g. (1, 28, 28): a first axis of at
+    most 4 (a channel count) and every later axis, channels included, at least 4 times larger.
+    NHWC shapes such as (32, 32, 3), (28, 28, 1) or (7, 7, 64) never match."""
+    first, rest = input_shape[0], input_shape[1:]
+    if len(input_shape) >= 3 and first <= 4 and all(s >= 4 * first for s in rest):
+        warnings.warn(f"{name}: input_shape {tuple(input_shape)} looks channels-first; fnn is "
+                      f"channels-last (NHWC): did you mean {(*rest, first)}? As given, this is "
+                      f"a {'x'.join(map(str, input_shape[:-1]))} image with {input_shape[-1]} "
+                      f"channels", UserWarning, stacklevel=4)
+
+
+def _check_kernel(name, w, expected):
+    """The kernel's shape against the layer's configuration (None: any size on that axis)."""
+    if w.ndim != len(expected) or any(e is not None and s != e for s, e in zip(w.shape, expected)):
+        want = ", ".join("*" if e is None else str(e) for e in expected)
+        raise ParamsError(f"{name}: params hold w {tuple(w.shape)}, but this layer expects a "
+                          f"kernel ({want}); were they made by another network's init?")
+
+
+def _validate(name, features, kernel_size, strides, dilation, padding, groups, use_bias):
     """Construction-time checks shared by Conv and ConvTranspose."""
-    for what, v in (("features", features), ("groups", groups)):
-        if not (is_int(v) and v >= 1):
-            raise ValueError(f"{name}: {what} must be a positive int, got {v!r}")
+    positive_int(name, "features", features)
+    positive_int(name, "groups", groups)
+    flag(name, "use_bias", use_bias)
     int_tuple(name, "kernel_size", kernel_size)
     int_tuple(name, "strides", strides)
     int_tuple(name, "dilation", dilation)
@@ -70,8 +93,12 @@ def _kernel_and_bias(key, w_shape, features: int, w_init, b_init, dtype) -> dict
     return params
 
 
-def _add_bias(y, params):
+def _add_bias(name, y, params, features):
     if "b" in params:
+        if params["b"].shape != (features,):
+            raise ParamsError(f"{name}: params hold b {tuple(params['b'].shape)}, but this "
+                              f"layer has {features} output channels; were they made by another "
+                              f"network's init?")
         y = y + jnp.expand_dims(params["b"], tuple(range(y.ndim - 1)))
     return y
 
@@ -105,7 +132,7 @@ def Conv(features: int, kernel_size, *, strides=1, padding="SAME", dilation=1, g
     Shapes: x (batch, *spatial, C) -> y (batch, *out_spatial, O), channels last (NHWC);
     params ``w`` (*kernel_size, C/g, O), ``b`` (O,).
     """
-    _validate(name, features, kernel_size, strides, dilation, padding, groups)
+    _validate(name, features, kernel_size, strides, dilation, padding, groups, use_bias)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def settings(n):
@@ -116,6 +143,7 @@ def Conv(features: int, kernel_size, *, strides=1, padding="SAME", dilation=1, g
 
     def init_fn(key, input_shape):
         n = _spatial_rank(name, kernel_size, input_shape)
+        _warn_if_channels_first(name, input_shape)
         k, s, d, pad = settings(n)
         c_in = input_shape[-1]
         _check_groups(name, c_in, groups)
@@ -127,14 +155,15 @@ def Conv(features: int, kernel_size, *, strides=1, padding="SAME", dilation=1, g
     def apply_fn(params, state, x, key, train):
         require_params(name, params, ("w", "b") if use_bias else ("w",))
         w = params["w"]
-        n = w.ndim - 2
+        n = w.ndim - 2 if isinstance(kernel_size, int) else len(kernel_size)
+        k, s, d, pad = settings(max(n, 1))
+        _check_kernel(name, w, (*k, None, features))
         _check_input(name, x, n, w.shape[-2] * groups)
-        k, s, d, pad = settings(n)
         _, pads = window_output(name, x.shape[1:-1], _dilated(k, d), s, pad, "dilated kernel")
         y = lax.conv_general_dilated(x, w, s, pads, rhs_dilation=d,
                                      dimension_numbers=_dimension_numbers(n),
                                      feature_group_count=groups)
-        return _add_bias(y, params), state
+        return _add_bias(name, y, params, features), state
 
     return Layer(name, init_fn, apply_fn)
 
@@ -171,7 +200,7 @@ def ConvTranspose(features: int, kernel_size, *, strides=1, padding="SAME", outp
     PyTorch's ConvTranspose weight (C, F/g, *k) is that same kernel: it maps by a transpose
     only (see :func:`fnn.interop.from_torch`).
     """
-    _validate(name, features, kernel_size, strides, dilation, padding, groups)
+    _validate(name, features, kernel_size, strides, dilation, padding, groups, use_bias)
     int_tuple(name, "output_padding", output_padding, minimum=0)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
@@ -217,7 +246,9 @@ def ConvTranspose(features: int, kernel_size, *, strides=1, padding="SAME", outp
     def apply_fn(params, state, x, key, train):
         require_params(name, params, ("w", "b") if use_bias else ("w",))
         w = params["w"]
-        n = w.ndim - 2
+        n = w.ndim - 2 if isinstance(kernel_size, int) else len(kernel_size)
+        _check_kernel(name, w, (*int_tuple(name, "kernel_size", kernel_size, max(n, 1)),
+                                features // groups, None))
         c_in = w.shape[-1]
         _check_input(name, x, n, c_in)
         _, s, d, window, _, pads, op = geometry(n, x.shape[1:-1])
@@ -232,7 +263,7 @@ def ConvTranspose(features: int, kernel_size, *, strides=1, padding="SAME", outp
         y = lax.conv_general_dilated(x, kernel, (1,) * n, pads_t, lhs_dilation=s, rhs_dilation=d,
                                      dimension_numbers=_dimension_numbers(n),
                                      feature_group_count=groups)
-        return _add_bias(y, params), state
+        return _add_bias(name, y, params, features), state
 
     return Layer(name, init_fn, apply_fn)
 

@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
-from fnn.core import Layer, require_params
+from fnn.core import Layer, ParamsError, batch_hint, require_params
+from fnn.validation import flag, positive_int
 
 __all__ = ["Dense"]
 
@@ -23,8 +24,8 @@ def Dense(units: int, *, use_bias: bool = True, w_init=initializers.lecun_normal
 
     Shapes: x (..., n_in) -> y (..., units); params ``w`` (n_in, units), ``b`` (units,).
     """
-    if not (isinstance(units, int) and not isinstance(units, bool) and units >= 1):
-        raise ValueError(f"{name}: units must be a positive int, got {units!r}")
+    units = positive_int(name, "units", units)
+    use_bias = flag(name, "use_bias", use_bias)
     w_init, b_init = initializers.get(w_init), initializers.get(b_init)
 
     def init_fn(key, input_shape):
@@ -39,9 +40,14 @@ def Dense(units: int, *, use_bias: bool = True, w_init=initializers.lecun_normal
     def apply_fn(params, state, x, key, train):
         require_params(name, params, ("w", "b") if use_bias else ("w",))
         w = params["w"]
+        if w.ndim != 2 or w.shape[1] != units or (use_bias and params["b"].shape != (units,)):
+            got = f"w {tuple(w.shape)}" + (f", b {tuple(params['b'].shape)}" if use_bias else "")
+            raise ParamsError(f"{name}: params hold {got}, but this layer has units={units}: "
+                              f"expected w (n_in, {units})" + (f", b ({units},)" if use_bias else "")
+                              + "; were they made by another network's init?")
         if x.ndim < 2 or x.shape[-1] != w.shape[0]:
             raise ValueError(f"{name}: expected input of shape (batch, ..., {w.shape[0]}), "
-                             f"got {tuple(x.shape)}")
+                             f"got {tuple(x.shape)}{batch_hint(x, 2)}")
         y = x @ w
         if use_bias:
             y = y + jnp.expand_dims(params["b"], tuple(range(y.ndim - 1)))

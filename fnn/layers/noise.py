@@ -1,27 +1,13 @@
 """Stochastic regularisers, active only in training: Dropout and GaussianNoise."""
 from __future__ import annotations
 
-import math
-import numbers
-
 import jax
 import jax.numpy as jnp
 
-from fnn.core import Layer
+from fnn.core import Layer, require_key
+from fnn.validation import number
 
 __all__ = ["Dropout", "GaussianNoise"]
-
-
-def _need_key(name, key):
-    if key is None:
-        raise ValueError(f"{name}: training draws random noise and needs a key; call "
-                         f"net.apply(params, state, x, key=jax.random.key(0), train=True)")
-
-
-def _check_real(name, what, value, ok, expected):
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value) and ok(value)):
-        raise ValueError(f"{name}: {what} must be {expected}, got {value!r}")
 
 
 def Dropout(rate: float, *, name: str = "dropout") -> Layer:
@@ -36,13 +22,13 @@ def Dropout(rate: float, *, name: str = "dropout") -> Layer:
 
     Shapes: any x -> y of the same shape; no params.
     """
-    _check_real(name, "rate (the probability of dropping a unit)", rate,
-                lambda r: 0 <= r < 1, "a number in [0, 1)")
+    rate = number(name, "rate (the probability of dropping a unit)", rate, low=0, high=1,
+                  high_open=True)
 
     def apply_fn(params, state, x, key, train):
         if not train:
             return x, state
-        _need_key(name, key)
+        require_key(name, key)
         keep = jax.random.bernoulli(key, 1 - rate, x.shape)
         return jnp.where(keep, x / (1 - rate), jnp.zeros_like(x)), state
 
@@ -55,12 +41,12 @@ def GaussianNoise(stddev: float, *, name: str = "gaussian_noise") -> Layer:
     Training needs a key (see :func:`Dropout`); ``stddev`` must be >= 0.
     Shapes: any x -> y of the same shape; no params.
     """
-    _check_real(name, "stddev", stddev, lambda s: s >= 0, "a number >= 0")
+    stddev = number(name, "stddev", stddev, low=0)
 
     def apply_fn(params, state, x, key, train):
         if not train:
             return x, state
-        _need_key(name, key)
+        require_key(name, key)
         return x + stddev * jax.random.normal(key, x.shape, x.dtype), state
 
     return Layer(name, lambda key, shape: (shape, {}, {}), apply_fn)

@@ -1,27 +1,23 @@
 """Normalisation layers: BatchNorm (with running statistics in ``state``) and LayerNorm."""
 from __future__ import annotations
 
-import math
-import numbers
-
 import jax
 import jax.numpy as jnp
 
-from fnn.core import Layer, require_params
+from fnn.core import Layer, ParamsError, batch_hint, require_params, require_state
+from fnn.validation import integer, number
 
 __all__ = ["BatchNorm", "LayerNorm"]
 
 
-def _check_number(name, what, value, lo, hi, hi_open):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not (ok and lo <= value and (value < hi if hi_open else value <= hi)):
-        bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-        raise ValueError(f"{name}: {what} must be a number in {bound}, got {value!r}")
-
-
-def _check_eps(name, eps):
-    if not (isinstance(eps, numbers.Real) and not isinstance(eps, bool) and 0 < eps < math.inf):
-        raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
+def _scale_and_bias(name, params) -> int:
+    """The channel count C of params ``scale`` (C,) and ``b`` (C,); raises if they disagree."""
+    require_params(name, params, ("scale", "b"))
+    scale, b = params["scale"], params["b"]
+    if scale.ndim != 1 or b.shape != scale.shape:
+        raise ParamsError(f"{name}: params scale {tuple(scale.shape)} and b {tuple(b.shape)} "
+                          f"must both be (channels,); were they made by another network's init?")
+    return scale.shape[0]
 
 
 def _along(v, ndim, axis):
@@ -56,10 +52,9 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, *, axis: int = -1,
     ``b`` (C,) = 0; state ``mean`` (C,) = 0, ``var`` (C,) = 1. Use
     ``y, state = net.apply(params, state, x, train=True)`` and keep the returned state.
     """
-    _check_number(name, "momentum", momentum, 0, 1, hi_open=False)
-    _check_eps(name, eps)
-    if not isinstance(axis, int) or isinstance(axis, bool):
-        raise ValueError(f"{name}: axis must be an int, got {axis!r}")
+    momentum = number(name, "momentum", momentum, low=0, high=1)
+    eps = number(name, "eps", eps, low=0, low_open=True)
+    axis = integer(name, "axis", axis)
 
     def channel_axis(rank):
         """The channel axis among ``rank`` non-batch axes, counted without the batch axis."""
@@ -75,9 +70,9 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, *, axis: int = -1,
         return input_shape, params, state
 
     def apply_fn(params, state, x, key, train):
-        require_params(name, params, ("scale", "b"))
+        c = _scale_and_bias(name, params)
+        require_state(name, state, ("mean", "var"))
         ax = channel_axis(x.ndim - 1) + 1
-        c = params["scale"].shape[0]
         if x.shape[ax] != c:
             raise ValueError(f"{name}: expected {c} channels on axis {ax} of the input "
                              f"(batch axis included), got shape {tuple(x.shape)}")
@@ -110,7 +105,7 @@ def LayerNorm(eps: float = 1e-5, *, name: str = "layernorm") -> Layer:
 
     Shapes: x (batch, ..., C) -> y of the same shape; params ``scale`` (C,) = 1, ``b`` (C,) = 0.
     """
-    _check_eps(name, eps)
+    eps = number(name, "eps", eps, low=0, low_open=True)
 
     def init_fn(key, input_shape):
         if len(input_shape) < 1:
@@ -120,11 +115,10 @@ def LayerNorm(eps: float = 1e-5, *, name: str = "layernorm") -> Layer:
                              "b": jnp.zeros((c,), jnp.float32)}, {}
 
     def apply_fn(params, state, x, key, train):
-        require_params(name, params, ("scale", "b"))
-        c = params["scale"].shape[0]
+        c = _scale_and_bias(name, params)
         if x.ndim < 2 or x.shape[-1] != c:
             raise ValueError(f"{name}: expected input of shape (batch, ..., {c}), "
-                             f"got {tuple(x.shape)}")
+                             f"got {tuple(x.shape)}{batch_hint(x, 2)}")
         mean = jnp.mean(x, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
         along = lambda v: _along(v, x.ndim, x.ndim - 1)

@@ -9,6 +9,7 @@ from jax import lax
 
 from fnn.core import Layer
 from fnn.layers._args import int_tuple, padding_arg, window_output
+from fnn.validation import number
 
 __all__ = ["MaxPool", "AvgPool", "LPPool", "GlobalAvgPool", "GlobalMaxPool"]
 
@@ -109,8 +110,7 @@ def LPPool(p: float, window, strides=None, padding="VALID", *, name: str = "lp_p
     Differs from PyTorch's LPPool: torch raises x (not |x|) to the p-th power, so the two
     agree for even p or non-negative inputs; for odd p and negative inputs torch gives NaN.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 1 <= p < math.inf:
-        raise ValueError(f"{name}: p must be a finite number >= 1, got {p!r}")
+    p = number(name, "p", p, low=1)
 
     def reduce(x, dims, strides_, pads):
         total = lax.reduce_window(jnp.abs(x) ** p, _const(0, x.dtype), lax.add, dims,

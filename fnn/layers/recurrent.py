@@ -4,7 +4,7 @@
 A *cell* is one time step, a pure function of its parameters::
 
     cell = fnn.LSTMCell(64)
-    params = cell.init(key, input_features)           # {'w_ih', 'w_hh', 'b'}
+    params = cell.init_params(key, input_features)    # {'w_ih', 'w_hh', 'b'}
     carry = cell.initial_carry(batch)                 # zeros; LSTM: (h, c)
     carry, h_t = cell.step(params, carry, x_t)        # x_t (batch, features) -> h_t (batch, hidden)
 
@@ -51,8 +51,8 @@ from jax import lax
 
 from fnn import initializers
 from fnn._names import did_you_mean
-from fnn.core import Layer
-from fnn.layers._args import is_int as _is_int
+from fnn.core import Layer, ParamsError, batch_hint, require_params
+from fnn.validation import flag, number, one_of, positive_int
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
            "sequence_mask", "torch_init", "rnn_from_torch", "TORCH_RNN_KINDS"]
@@ -70,8 +70,7 @@ def torch_init(hidden: int) -> dict:
     """PyTorch's initialisation for RNN/LSTM/GRU: every weight and bias ~ U(-k, k),
     k = 1/sqrt(hidden). Use as ``GRUCell(6, **torch_init(6))`` (for an LSTM also pass
     ``forget_bias=0.0`` to match PyTorch exactly; its b is the sum of two such draws)."""
-    if not (_is_int(hidden) and hidden >= 1):
-        raise ValueError(f"torch_init: hidden must be a positive int, got {hidden!r}")
+    hidden = positive_int("torch_init", "hidden", hidden)
     u = _symmetric_uniform(1.0 / math.sqrt(hidden))
     return {"w_init": u, "w_hh_init": u, "b_init": u}
 
@@ -97,24 +96,20 @@ class _Cell(abc.ABC):
     kind = "cell"
 
     def __post_init__(self):
-        name = type(self).__name__
-        if not (_is_int(self.hidden) and self.hidden >= 1):
-            raise ValueError(f"{name}: hidden must be a positive int, got {self.hidden!r}")
+        positive_int(type(self).__name__, "hidden", self.hidden)
         for field in ("w_init", "w_hh_init", "b_init"):
             object.__setattr__(self, field, initializers.get(getattr(self, field)))
 
     # -- parameters
-    def init(self, key: jax.Array, input_features: int) -> dict:
-        """Parameters for inputs with ``input_features`` features.
+    def init_params(self, key: jax.Array, input_features: int) -> dict:
+        """Parameters for inputs with ``input_features`` features (a cell is one time step,
+        not a layer: it has params but no state, and :class:`Recurrent` runs it).
 
         ``w_init`` is applied to each gate's (features, hidden) block of ``w_ih``,
         ``w_hh_init`` to each gate's (hidden, hidden) block of ``w_hh`` (default: orthogonal
         blocks), ``b_init`` to ``b`` (default zeros).
         """
-        name = type(self).__name__
-        if not (_is_int(input_features) and input_features >= 1):
-            raise ValueError(f"{name}: input_features must be a positive int, got "
-                             f"{input_features!r}")
+        positive_int(type(self).__name__, "input_features", input_features)
         h, g = self.hidden, self.gates
         k_ih, k_hh, k_b, k_extra = jax.random.split(key, 4)
         w_ih = jnp.concatenate([self.w_init(k, (input_features, h), self.dtype)
@@ -160,11 +155,26 @@ class _Cell(abc.ABC):
         """One time step: x_t (batch, features) -> (new carry, h_t (batch, hidden))."""
         return self.recur(params, carry, self.project(params, x_t))
 
+    param_names = ("w_ih", "w_hh", "b")
+
+    def check_params(self, name, params) -> None:
+        """Raise :class:`~fnn.core.ParamsError` unless ``params`` fit this cell:
+        w_ih (F, G*H), w_hh (H, G*H), b (G*H,) for its hidden size H and G gates."""
+        require_params(name, params, self.param_names)
+        gh, h = self.gates * self.hidden, self.hidden
+        w_ih, w_hh, b = params["w_ih"], params["w_hh"], params["b"]
+        if w_ih.ndim != 2 or w_ih.shape[1] != gh or w_hh.shape != (h, gh) or b.shape != (gh,):
+            raise ParamsError(f"{name}: params hold w_ih {tuple(w_ih.shape)}, w_hh "
+                              f"{tuple(w_hh.shape)}, b {tuple(b.shape)}, but this "
+                              f"{type(self).__name__}({h}) expects w_ih (F, {gh}), w_hh ({h}, "
+                              f"{gh}), b ({gh},); were they made by another network's init?")
+
     def _check_input(self, name, params, x):
+        self.check_params(name, params)
         f = self.input_features(params)
         if x.ndim != 3 or x.shape[-1] != f:
             raise ValueError(f"{name}: expected input of shape (batch, time, {f}), got "
-                             f"{tuple(x.shape)}")
+                             f"{tuple(x.shape)}{batch_hint(x, 3)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +196,7 @@ class SimpleRNNCell(_Cell):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.activation not in ("tanh", "relu"):
-            raise ValueError(f"SimpleRNNCell: activation must be 'tanh' or 'relu', got "
-                             f"{self.activation!r}{did_you_mean(self.activation, ['tanh', 'relu'])}")
+        one_of("SimpleRNNCell", "activation", self.activation, ("tanh", "relu"))
 
     def recur(self, params, h, xp_t):
         a = xp_t + h @ params["w_hh"]
@@ -220,10 +228,7 @@ class LSTMCell(_Cell):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (isinstance(self.forget_bias, (int, float, np.number))
-                and not isinstance(self.forget_bias, bool) and math.isfinite(self.forget_bias)):
-            raise ValueError(f"LSTMCell: forget_bias must be a finite number, got "
-                             f"{self.forget_bias!r}")
+        number("LSTMCell", "forget_bias", self.forget_bias)
 
     def _extra_params(self, params, key):
         h = self.hidden
@@ -271,6 +276,7 @@ class GRUCell(_Cell):
 
     gates = 3
     kind = "gru"
+    param_names = ("w_ih", "w_hh", "b", "b_hn")
 
     def _extra_params(self, params, key):
         params["b_hn"] = self.b_init(key, (self.hidden,), self.dtype)
@@ -288,6 +294,9 @@ class GRUCell(_Cell):
 
 
 def _check_cell(name, cell):
+    if isinstance(cell, type) and issubclass(cell, _Cell):
+        raise TypeError(f"{name}: got the class {cell.__name__}, not a cell; did you mean "
+                        f"{cell.__name__}(hidden)?")
     if not isinstance(cell, _Cell):
         raise TypeError(f"{name}: expected a cell (fnn.SimpleRNNCell, fnn.LSTMCell or "
                         f"fnn.GRUCell), got {type(cell).__name__}: {cell!r}")
@@ -382,18 +391,16 @@ _INITIAL_STATES = ("zeros", "learned")
 
 
 def _check_flags(name, return_sequences, reverse, initial_state):
-    for arg, v in (("return_sequences", return_sequences), ("reverse", reverse)):
-        if not isinstance(v, bool):
-            raise TypeError(f"{name}: {arg} must be a bool, got {v!r}")
-    if initial_state not in _INITIAL_STATES:
-        raise ValueError(f"{name}: initial_state must be 'zeros' or 'learned', got "
-                         f"{initial_state!r}{did_you_mean(initial_state, _INITIAL_STATES)}")
+    flag(name, "return_sequences", return_sequences)
+    flag(name, "reverse", reverse)
+    one_of(name, "initial_state", initial_state, _INITIAL_STATES)
 
 
 def _run(cell, params, x, mask, reverse, learned, name, return_sequences):
     cell._check_input(name, params, x)
     carry = None
     if learned:
+        require_params(name, params, cell.carry_names)
         carry = cell.carry_from_vectors(params, x.shape[0])
     return scan_cell(cell, params, x, carry=carry, mask=mask, reverse=reverse,
                      return_sequences=return_sequences)
@@ -425,7 +432,7 @@ def Recurrent(cell, *, return_sequences: bool = True, reverse: bool = False,
 
     def init_fn(key, input_shape):
         (time, features), masked = _split_shape(name, input_shape)
-        params = cell.init(key, features)
+        params = cell.init_params(key, features)
         if learned:
             params.update({n: jnp.zeros((cell.hidden,), cell.dtype) for n in cell.carry_names})
         out = (time, cell.hidden) if return_sequences else (cell.hidden,)
@@ -466,9 +473,7 @@ def Bidirectional(cell_fw, cell_bw=None, *, merge: str = "concat",
     cell_bw = cell_fw if cell_bw is None else cell_bw
     _check_cell(name, cell_bw)
     _check_flags(name, return_sequences, False, initial_state)
-    if merge not in _MERGES:
-        raise ValueError(f"{name}: merge must be one of {_MERGES}, got {merge!r}"
-                         f"{did_you_mean(merge, _MERGES)}")
+    one_of(name, "merge", merge, _MERGES)
     if merge != "concat" and cell_fw.hidden != cell_bw.hidden:
         raise ValueError(f"{name}: merge={merge!r} needs equal hidden sizes, got "
                          f"{cell_fw.hidden} (forward) and {cell_bw.hidden} (backward)")
@@ -485,7 +490,7 @@ def Bidirectional(cell_fw, cell_bw=None, *, merge: str = "concat",
         params = {}
         for direction, cell, k in zip(("forward", "backward"), (cell_fw, cell_bw),
                                       jax.random.split(key)):
-            params[direction] = cell.init(k, features)
+            params[direction] = cell.init_params(k, features)
             if learned:
                 params[direction].update({n: jnp.zeros((cell.hidden,), cell.dtype)
                                           for n in cell.carry_names})

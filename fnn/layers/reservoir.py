@@ -2,7 +2,7 @@
 fitted in closed form by ridge regression. No gradient training anywhere.
 
     esn = fnn.EchoStateNetwork(units=500, spectral_radius=0.9, leak_rate=0.3)
-    reservoir = esn.init(jax.random.key(0), in_features=1)       # {'w_in', 'w', 'b'}, fixed
+    reservoir = esn.init_reservoir(jax.random.key(0), 1)         # {'w_in', 'w', 'b'}, fixed
     readout = esn.fit(reservoir, u_train, y_train, ridge=1e-6)    # {'w', 'b'}, closed form
     y = esn.predict(reservoir, readout, u_test)                   # teacher-forced, one step ahead
     y = esn.generate(reservoir, readout, u_warmup, steps=84)      # free-running (closed loop)
@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fnn.validation import nonnegative_int, number, positive_int
+
 __all__ = ["EchoStateNetwork", "nrmse"]
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def nrmse(prediction, target, axis=None):
@@ -80,39 +77,25 @@ class EchoStateNetwork:
 
     def __post_init__(self):
         name = "EchoStateNetwork"
-        if not (isinstance(self.units, (int, np.integer)) and not isinstance(self.units, bool)
-                and self.units >= 1):
-            raise ValueError(f"{name}: units must be a positive int, got {self.units!r}")
-        if not (_number(self.connectivity) and 0 < self.connectivity <= 1):
-            raise ValueError(f"{name}: connectivity (the fraction of nonzero recurrent weights) "
-                             f"must lie in (0, 1], got {self.connectivity!r}")
-        if not (_number(self.spectral_radius) and self.spectral_radius > 0):
-            raise ValueError(f"{name}: spectral_radius must be a finite number > 0, got "
-                             f"{self.spectral_radius!r}")
-        if not (_number(self.input_scaling) and self.input_scaling > 0):
-            raise ValueError(f"{name}: input_scaling must be a finite number > 0, got "
-                             f"{self.input_scaling!r}")
-        if not (_number(self.leak_rate) and 0 < self.leak_rate <= 1):
-            raise ValueError(f"{name}: leak_rate must lie in (0, 1], got {self.leak_rate!r}")
-        if not (_number(self.bias_scaling) and self.bias_scaling >= 0):
-            raise ValueError(f"{name}: bias_scaling must be a finite number >= 0, got "
-                             f"{self.bias_scaling!r}")
-        if not (isinstance(self.washout, (int, np.integer)) and not isinstance(self.washout, bool)
-                and self.washout >= 0):
-            raise ValueError(f"{name}: washout must be an int >= 0, got {self.washout!r}")
+        positive_int(name, "units", self.units)
+        number(name, "connectivity (the fraction of nonzero recurrent weights)",
+               self.connectivity, low=0, low_open=True, high=1)
+        number(name, "spectral_radius", self.spectral_radius, low=0, low_open=True)
+        number(name, "input_scaling", self.input_scaling, low=0, low_open=True)
+        number(name, "leak_rate", self.leak_rate, low=0, low_open=True, high=1)
+        number(name, "bias_scaling", self.bias_scaling, low=0)
+        nonnegative_int(name, "washout", self.washout)
 
     # ------------------------------------------------------------------ reservoir
-    def init(self, key: jax.Array, in_features: int) -> dict:
-        """The fixed reservoir ``{'w_in': (F, N), 'w': (N, N), 'b': (N,)}``.
+    def init_reservoir(self, key: jax.Array, in_features: int) -> dict:
+        """The fixed reservoir ``{'w_in': (F, N), 'w': (N, N), 'b': (N,)}`` (not a layer's
+        ``init``: the reservoir is drawn once and never trained).
 
         W: entries nonzero with probability ``connectivity`` (at least one), values U(-1, 1),
         then W *= spectral_radius / max|eig(W)| (eigenvalues in float64 on the host).
         Raises ValueError if W comes out nilpotent (spectral radius 0: too few connections).
         """
-        if not (isinstance(in_features, (int, np.integer)) and not isinstance(in_features, bool)
-                and in_features >= 1):
-            raise ValueError(f"EchoStateNetwork: in_features must be a positive int, got "
-                             f"{in_features!r}")
+        positive_int("EchoStateNetwork", "in_features", in_features)
         n = self.units
         k_in, k_w, k_mask, k_b = jax.random.split(key, 4)
         w_in = jax.random.uniform(k_in, (in_features, n), jnp.float32, -self.input_scaling,
@@ -183,9 +166,7 @@ class EchoStateNetwork:
         (B, T, O), aligned with the inputs (for one-step-ahead forecasting, targets[t] =
         u[t + 1]). Returns the readout ``{'w': (F + N, O), 'b': (O,)}``.
         """
-        if not (_number(ridge) and ridge >= 0):
-            raise ValueError(f"EchoStateNetwork.fit: ridge must be a finite number >= 0, got "
-                             f"{ridge!r}")
+        number("EchoStateNetwork.fit", "ridge", ridge, low=0)
         inputs, targets = jnp.asarray(inputs, self.dtype), jnp.asarray(targets, self.dtype)
         self._check("fit", reservoir, inputs)
         if targets.ndim != inputs.ndim or targets.shape[:-1] != inputs.shape[:-1]:
@@ -238,9 +219,7 @@ class EchoStateNetwork:
         Needs O == F (the output is fed back as the input). Shapes: inputs (T, F) or
         (B, T, F) -> (steps, F) or (B, steps, F).
         """
-        if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
-            raise ValueError(f"EchoStateNetwork.generate: steps must be a positive int, got "
-                             f"{steps!r}")
+        positive_int("EchoStateNetwork.generate", "steps", steps)
         inputs = jnp.asarray(inputs, self.dtype)
         self._check("generate", reservoir, inputs)
         if readout["w"].shape[1] != inputs.shape[-1]:

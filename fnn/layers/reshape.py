@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from fnn.core import Layer
-from fnn.layers._args import is_int
+from fnn.validation import is_int
 
 __all__ = ["Flatten", "Reshape"]
 

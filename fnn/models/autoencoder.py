@@ -8,12 +8,12 @@ from typing import Sequence
 import jax
 
 from fnn import activations
-from fnn.core import Layer, _apply_child, _check_children, as_layer, serial
+from fnn.core import ApplyContext, Layer, as_layer, composite, require_key, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
-from fnn.layers.noise import _check_real, _need_key
 from fnn.layers.reshape import Flatten
 from fnn.models.upsampling import conv_decoder
+from fnn.validation import number
 
 __all__ = ["Autoencoder", "AutoencoderLayer", "dense_autoencoder", "conv_autoencoder"]
 
@@ -27,15 +27,17 @@ class AutoencoderLayer(Layer):
     decoder: Layer | None = None
     noise_std: float = 0.0
 
+    def _half(self, name, params, state, x):
+        return ApplyContext(self.name, self.children, params, state, None, False)(name, x)
+
     def encode(self, params, x, state=None):
-        """z = encoder(x): (batch, *input_shape) -> (batch, *latent_shape), evaluation mode."""
-        state = {} if state is None else state
-        return self.encoder.apply(params["encoder"], state.get("encoder", {}), x)[0]
+        """z = encoder(x): (batch, *input_shape) -> (batch, *latent_shape), evaluation mode.
+        ``params`` and ``state`` are the autoencoder's (``state`` may be None if stateless)."""
+        return self._half("encoder", params, state, x)
 
     def decode(self, params, z, state=None):
         """x_hat = decoder(z): (batch, *latent_shape) -> (batch, *input_shape), evaluation mode."""
-        state = {} if state is None else state
-        return self.decoder.apply(params["decoder"], state.get("decoder", {}), z)[0]
+        return self._half("decoder", params, state, z)
 
 
 def Autoencoder(encoder, decoder, *, noise_std: float = 0.0,
@@ -45,39 +47,32 @@ def Autoencoder(encoder, decoder, *, noise_std: float = 0.0,
 
     The decoder must map the latent shape back to the input shape (checked at init). Train it
     with ``fnn.supervised(ae, fnn.losses.mse)`` on ``(x, x)``: the target is the clean x.
-    With ``noise_std > 0`` training needs a key (``fit`` supplies one per step).
+    With ``noise_std > 0`` training needs a key (``fit`` supplies one per step). Keys: of
+    ``split(key, 3)`` the noise draws from the first, the encoder and decoder get the others.
 
     Params: ``{'encoder': ..., 'decoder': ...}`` (likewise the state).
     Shapes: x (batch, *input_shape) -> x_hat (batch, *input_shape).
     """
-    encoder, decoder = as_layer(encoder), as_layer(decoder)
-    _check_real(name, "noise_std", noise_std, lambda s: s >= 0, "a number >= 0")
-    children = (("encoder", encoder), ("decoder", decoder))
+    noise_std = number(name, "noise_std", noise_std, low=0)
 
-    def init_fn(key, shape):
-        k_enc, k_dec = jax.random.split(key)
-        latent, p_enc, s_enc = encoder.init_fn(k_enc, shape)
-        out, p_dec, s_dec = decoder.init_fn(k_dec, latent)
+    def init(c, shape):
+        latent = c("encoder", shape)
+        out = c("decoder", latent)
         if out != shape:
             raise ValueError(f"{name}: the decoder maps the latent shape {latent} to {out}, but "
                              f"it must give back the input shape {shape}")
-        params = {k: v for k, v in (("encoder", p_enc), ("decoder", p_dec)) if v}
-        state = {k: v for k, v in (("encoder", s_enc), ("decoder", s_dec)) if v}
-        return shape, params, state
+        return shape
 
-    def apply_fn(params, state, x, key, train):
-        _check_children(name, params, children)
-        k_noise, k_enc, k_dec = (None,) * 3 if key is None else jax.random.split(key, 3)
-        if train and noise_std > 0:
-            _need_key(name, key)
-            x = x + noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
-        z, s_enc = _apply_child(name, "encoder", encoder, params, state, x, k_enc, train)
-        y, s_dec = _apply_child(name, "decoder", decoder, params, state, z, k_dec, train)
-        return y, {k: v for k, v in (("encoder", s_enc), ("decoder", s_dec)) if v}
+    def apply(c, x):
+        if c.train and noise_std > 0:
+            require_key(name, c.key)
+            x = x + noise_std * jax.random.normal(c.key, x.shape, x.dtype)
+        return c("decoder", c("encoder", x))
 
-    return AutoencoderLayer(name, init_fn, apply_fn, encoder.stateful or decoder.stateful,
-                            children, encoder=encoder, decoder=decoder,
-                            noise_std=float(noise_std))
+    encoder, decoder = as_layer(encoder, name, "encoder"), as_layer(decoder, name, "decoder")
+    return composite(name, {"encoder": encoder, "decoder": decoder}, init, apply, own_key=True,
+                     layer_class=AutoencoderLayer, encoder=encoder, decoder=decoder,
+                     noise_std=noise_std)
 
 
 def dense_autoencoder(input_dim: int, latent_dim: int, hidden: Sequence[int] = (128,), *,

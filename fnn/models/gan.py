@@ -3,6 +3,7 @@ discriminator D(x) (logits), the standard discriminator loss and the non-saturat
 loss, trained by one jitted step over both parameter trees (:func:`fnn.train.multi_step`)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Callable, NamedTuple, Sequence
@@ -12,13 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import activations
-from fnn.core import Layer, as_layer, serial
+from fnn.core import ApplyContext, Layer, as_layer, composite, require_key, serial
 from fnn.layers.dense import Dense
 from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
 from fnn.train.step import TrainState
-from fnn.validation import is_int, positive_int
+from fnn.validation import integer, one_of, positive_int
 
 __all__ = ["GAN", "discriminator_loss", "generator_loss", "dense_generator", "conv_generator",
            "dense_discriminator", "fit_gan", "GANRun"]
@@ -45,74 +46,112 @@ def generator_loss(fake_logits):
     return jnp.mean(jax.nn.softplus(-fake_logits))
 
 
-class GAN(NamedTuple):
-    """A generator (latent_dim -> data shape) and a discriminator (data shape -> 1 logit),
-    both stateless layers. Trees: ``{'generator': ..., 'discriminator': ...}``."""
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    """A generator (latent_dim -> data shape) and a discriminator (data shape -> 1 logit).
+
+    ``network`` is the two as one composite layer z -> D(G(z)) with children ``generator``
+    and ``discriminator``: its params and state are the GAN's trees ``{'generator': ...,
+    'discriminator': ...}``, and the objectives apply both through it, in the step's train
+    mode (Dropout active, BatchNorm batch statistics and running averages), state threaded.
+    """
     generator: Layer
     discriminator: Layer
     latent_dim: int
+    network: Layer = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        g = as_layer(self.generator, "GAN", "generator")
+        d = as_layer(self.discriminator, "GAN", "discriminator")
+        object.__setattr__(self, "generator", g)
+        object.__setattr__(self, "discriminator", d)
+        object.__setattr__(self, "latent_dim", positive_int("GAN", "latent_dim", self.latent_dim))
+
+        def init(c, z_shape):
+            logits = c("discriminator", c("generator", z_shape))
+            if logits not in ((1,), ()):
+                raise ValueError(f"GAN: the discriminator must output one logit per example, "
+                                 f"got shape {logits}")
+            return logits
+
+        def apply(c, z):
+            return c("discriminator", c("generator", z))
+
+        object.__setattr__(self, "network", composite(
+            "gan", {"generator": g, "discriminator": d}, init, apply))
 
     def init(self, key, data_shape):
-        """Both parameter trees; checks that G's output shape is D's input shape."""
-        k_g, k_d = jax.random.split(key)
+        """``(trees, state)`` for data of ``data_shape``: both parameter trees (G from the first
+        of ``split(key, 2)``, D from the second) and their state (empty without BatchNorm).
+        Checks that G's output shape is ``data_shape`` and D outputs one logit."""
         shape = tuple(data_shape) if not isinstance(data_shape, int) else (data_shape,)
-        g_out = as_layer(self.generator).output_shape((self.latent_dim,))
+        g_out = self.generator.output_shape((self.latent_dim,))
         if g_out != shape:
             raise ValueError(f"GAN: the generator maps ({self.latent_dim},) to {g_out}, but the "
                              f"data have shape {shape}")
-        d_out = as_layer(self.discriminator).output_shape(shape)
-        if d_out not in ((1,), ()):
-            raise ValueError(f"GAN: the discriminator must output one logit per example, got "
-                             f"shape {d_out}")
-        return {"generator": self.generator.init(k_g, (self.latent_dim,))[0],
-                "discriminator": self.discriminator.init(k_d, shape)[0]}
+        return self.network.init(key, (self.latent_dim,))
 
     def noise(self, key, n: int):
         """z ~ N(0, I): (n, latent_dim)."""
+        require_key("GAN", key, "drawing z ~ N(0, I)")
         return jax.random.normal(key, (n, self.latent_dim), jnp.float32)
 
-    def generate(self, g_params, z):
-        """G(z): (n, latent_dim) -> (n, *data_shape)."""
-        return self.generator(g_params, z)
+    def generate(self, g_params, z, g_state=None):
+        """G(z) in evaluation mode: (n, latent_dim) -> (n, *data_shape). ``g_params`` and
+        ``g_state`` are the generator's (``trees['generator']``, ``state.get('generator')``)."""
+        return self.generator.apply(g_params, g_state, z)[0]
 
     def objectives(self) -> dict:
         """``{'discriminator': ..., 'generator': ...}``: the two fnn objectives over both trees
-        on ``batch = x`` (real data), each drawing its own z ~ N(0, I) from its key.
+        on ``batch = x`` (real data), ``(trees, state, x, key, train) -> (loss, (state,
+        metrics))``. Each draws its own z ~ N(0, I) from its key; G and D are applied through
+        :attr:`network` with keys from ``fold_in(key, 1)`` (D applied to x, then to G(z)).
         Metrics: ``d_real`` = mean sigmoid(D(x)), ``d_fake`` = mean sigmoid(D(G(z)))."""
+        def nets(trees, state, key, train):
+            return ApplyContext(self.network.name, self.network.children, trees, state,
+                                jax.random.fold_in(key, 1), train)
+
         def d_obj(trees, state, x, key, train):
-            fake = self.generate(trees["generator"], self.noise(key, x.shape[0]))
-            real_logits = self.discriminator(trees["discriminator"], x)
-            fake_logits = self.discriminator(trees["discriminator"], fake)
+            z = self.noise(key, x.shape[0])
+            c = nets(trees, state, key, train)
+            fake = c("generator", z)
+            real_logits = c("discriminator", x)
+            fake_logits = c("discriminator", fake)
             loss = discriminator_loss(real_logits, fake_logits)
-            return loss, (state, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-                                  "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))})
+            return loss, (c.state, {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+                                    "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))})
 
         def g_obj(trees, state, x, key, train):
-            fake = self.generate(trees["generator"], self.noise(key, x.shape[0]))
-            fake_logits = self.discriminator(trees["discriminator"], fake)
-            return generator_loss(fake_logits), (state, {})
+            z = self.noise(key, x.shape[0])
+            c = nets(trees, state, key, train)
+            fake_logits = c("discriminator", c("generator", z))
+            return generator_loss(fake_logits), (c.state, {})
 
         return {"discriminator": d_obj, "generator": g_obj}
 
     def step(self, d_optimizer, g_optimizer, *, order: str = "sequential") -> Callable:
-        """The pure step ``(trees, opt_states, x, key) -> (trees, opt_states, metrics)``: one
-        discriminator update, then (``order='sequential'``) one generator update against the
-        updated discriminator. ``step.init(trees)`` gives the optimizer states. Metrics:
-        ``discriminator_loss``, ``generator_loss``, ``discriminator_d_real``,
-        ``discriminator_d_fake``."""
+        """The pure step ``(trees, opt_states, x, key, state=None) -> (trees, opt_states,
+        metrics)`` (plus the new state last when ``state`` is given, as for BatchNorm
+        networks): one discriminator update, then (``order='sequential'``) one generator
+        update against the updated discriminator. ``step.init(trees)`` gives the optimizer
+        states. Metrics: ``discriminator_loss``, ``generator_loss``,
+        ``discriminator_d_real``, ``discriminator_d_fake``."""
+        one_of("GAN.step", "order", order, ("sequential", "simultaneous"))
         return multi_step(self.objectives(),
                           {"discriminator": d_optimizer, "generator": g_optimizer}, order=order)
 
 
 class GANRun(NamedTuple):
     """What :func:`fit_gan` returns: the trees and optimizer states, per-step ``history``
-    (``{metric: (steps,)}``), the fixed-noise ``snapshots`` ``{epoch: (n, *data_shape)}`` and
-    the training seconds."""
+    (``{metric: (steps,)}``), the fixed-noise ``snapshots`` ``{epoch: (n, *data_shape)}``,
+    the training seconds and the networks' final ``state`` (BatchNorm statistics; ``{}``
+    without)."""
     trees: dict
     opt_states: dict
     history: dict
     snapshots: dict
     seconds: float
+    state: dict
 
 
 @functools.lru_cache(maxsize=16)
@@ -137,8 +176,7 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
     """
     data = jnp.asarray(data)
     n = data.shape[0]
-    if not (is_int(batch_size) and 1 <= batch_size <= n):
-        raise ValueError(f"fit_gan: batch_size must be an int in [1, {n}], got {batch_size!r}")
+    batch_size = integer("fit_gan", "batch_size", batch_size, low=1, high=n)
     epochs = positive_int("fit_gan", "epochs", epochs)
     base = jax.random.key(seed)
     fixed_z = gan.noise(jax.random.fold_in(base, 2), num_snapshot)
@@ -147,7 +185,9 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
         trees, {} if model_state is None else model_state,
         {name: opt.init(trees[name]) for name, opt in
          (("discriminator", d_optimizer), ("generator", g_optimizer))}, jnp.zeros((), jnp.int32)))
-    snapshots = {0: np.asarray(sample(trees["generator"], fixed_z))} if 0 in snapshot_epochs else {}
+    g_state = lambda ts: ts.model_state.get("generator")
+    snapshots = ({0: np.asarray(sample(ts.params["generator"], fixed_z, g_state(ts)))}
+                 if 0 in snapshot_epochs else {})
     history: dict = {}
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -155,10 +195,11 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
         for k, v in metrics.items():
             history.setdefault(k, []).append(np.asarray(v[0]))
         if epoch + 1 in snapshot_epochs:
-            snapshots[epoch + 1] = np.asarray(sample(ts.params["generator"], fixed_z))
+            snapshots[epoch + 1] = np.asarray(sample(ts.params["generator"], fixed_z,
+                                                     g_state(ts)))
     seconds = time.perf_counter() - start
     history = {k: np.concatenate(v) for k, v in history.items()}
-    return GANRun(ts.params, ts.opt_state, history, snapshots, seconds)
+    return GANRun(ts.params, ts.opt_state, history, snapshots, seconds, ts.model_state)
 
 
 def dense_generator(latent_dim: int, output_dim: int, hidden: Sequence[int] = (128, 256), *,

@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from fnn import activations
-from fnn.core import Layer, _apply_child, _check_children, as_layer, serial
+from fnn.core import ApplyContext, Layer, as_layer, composite, require_key, serial
 from fnn.layers.dense import Dense
+from fnn.validation import number, one_of, positive_int
 
 __all__ = ["VAE", "VAELayer", "dense_vae", "gaussian_kl", "reparameterize", "elbo",
            "vae_objective", "interpolate"]
@@ -39,7 +40,8 @@ def reparameterize(key, mean, logvar):
 
 @dataclasses.dataclass(frozen=True)
 class VAELayer(Layer):
-    """The layer :func:`VAE` returns, with pure helpers over its params (evaluation mode)."""
+    """The layer :func:`VAE` returns, with pure helpers over its params (evaluation mode unless
+    said otherwise; ``state`` is the VAE's, and may be None when it is stateless)."""
 
     encoder: Layer | None = None
     decoder: Layer | None = None
@@ -47,18 +49,21 @@ class VAELayer(Layer):
     likelihood: str = "bernoulli"
     output_logvar: float = 0.0
 
-    def encode(self, params, x):
+    def _halves(self, params, state, key=None, train=False) -> ApplyContext:
+        return ApplyContext(self.name, self.children, params, state, key, train)
+
+    def encode(self, params, x, state=None):
         """(mean, logvar) of q(z|x): (batch, *input_shape) -> two (batch, latent_dim)."""
-        h = self.encoder(params["encoder"], x)
+        h = self._halves(params, state)("encoder", x)
         return h[:, :self.latent_dim], h[:, self.latent_dim:]
 
-    def decode(self, params, z):
+    def decode(self, params, z, state=None):
         """The decoder's output for z: Bernoulli logits or Gaussian means (batch, *input_shape)."""
-        return self.decoder(params["decoder"], z)
+        return self._halves(params, state)("decoder", z)
 
-    def mean_image(self, params, z):
+    def mean_image(self, params, z, state=None):
         """E[x|z]: sigmoid(logits) (Bernoulli) or the mean (Gaussian)."""
-        out = self.decode(params, z)
+        out = self.decode(params, z, state)
         return jax.nn.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def log_likelihood(self, out, x):
@@ -76,10 +81,41 @@ class VAELayer(Layer):
         lv = self.output_logvar
         return jnp.sum(-0.5 * ((x - out) ** 2 * math.exp(-lv) + lv + _LOG_2PI), axis=axes)
 
-    def sample(self, params, key, n: int):
+    def sample(self, params, key, n: int, state=None):
         """n images E[x|z] with z ~ N(0, I) from the prior: (n, *input_shape)."""
         z = jax.random.normal(key, (n, self.latent_dim), jnp.float32)
-        return self.mean_image(params, z)
+        return self.mean_image(params, z, state)
+
+    def elbo(self, params, state, x, key, *, train: bool = False, samples: int = 1,
+             beta: float = 1.0):
+        """Per-example Monte-Carlo ELBO and its parts, through the encoder and decoder in
+        ``train`` mode (Dropout active, BatchNorm batch statistics), state threaded:
+
+            ELBO(x) = 1/S sum_s log p(x | z_s) - beta * KL(q(z|x) || N(0, I)),
+            z_s = mean + exp(logvar/2) * eps_s,  eps_s ~ N(0, I) from k_s = split(key, S)[s]
+
+        The networks' own keys come from ``fold_in(key, 1)`` (encoder) and ``fold_in(k_s, 1)``
+        (decoder, sample s). A decoder with state (BatchNorm) trains with one sample only.
+        Returns ``((elbo, reconstruction, kl), state)``, each (batch,), in nats
+        (reconstruction: the expected log-likelihood, <= 0 for Bernoulli).
+        """
+        samples = positive_int(f"{self.name}.elbo", "samples", samples)
+        if train and samples > 1 and self.decoder.stateful:
+            raise ValueError(f"{self.name}.elbo: a decoder with state (BatchNorm) trains with "
+                             f"samples=1, got {samples} (each sample would update its "
+                             f"running statistics)")
+        c = self._halves(params, state, jax.random.fold_in(key, 1), train)
+        h = c("encoder", x)
+        mean, logvar = h[:, :self.latent_dim], h[:, self.latent_dim:]
+
+        def decoded(k):  # one sample: log p(x | z_s) and the state after decoding z_s
+            d = self._halves(params, c.state, jax.random.fold_in(k, 1), train)
+            out = d("decoder", reparameterize(k, mean, logvar))
+            return self.log_likelihood(out, x), d.state
+
+        lls, states = jax.vmap(decoded)(jax.random.split(key, samples))
+        rec, kl = jnp.mean(lls, axis=0), gaussian_kl(mean, logvar)
+        return (rec - beta * kl, rec, kl), jax.tree.map(lambda a: a[0], states)
 
 
 def VAE(encoder, decoder, latent_dim: int, *, likelihood: str = "bernoulli",
@@ -88,87 +124,69 @@ def VAE(encoder, decoder, latent_dim: int, *, likelihood: str = "bernoulli",
     and a decoder from latent_dim to the input shape (Bernoulli logits or Gaussian means).
 
     ``apply(params, state, x, key=k)`` returns ``((out, mean, logvar), state)`` where
-    ``out = decoder(z)``, z = mean + exp(logvar/2) * eps drawn from ``key``
-    (:func:`reparameterize`); without a key z = mean (deterministic evaluation; training
-    without a key raises). Train it with :func:`vae_objective`.
+    ``out = decoder(z)``, z = mean + exp(logvar/2) * eps drawn from the first of
+    ``split(k, 3)`` (:func:`reparameterize`; the encoder and decoder get the others); without
+    a key z = mean (deterministic evaluation; training without a key raises). Train it with
+    :func:`vae_objective`.
 
-    Params: ``{'encoder': ..., 'decoder': ...}``. The decoder and encoder must be stateless.
+    Params: ``{'encoder': ..., 'decoder': ...}`` (likewise the state, for BatchNorm halves).
     Shapes: x (batch, *input_shape) -> out (batch, *input_shape), mean, logvar (batch, latent).
     """
-    encoder, decoder = as_layer(encoder), as_layer(decoder)
-    if not (isinstance(latent_dim, int) and latent_dim >= 1):
-        raise ValueError(f"{name}: latent_dim must be a positive int, got {latent_dim!r}")
-    if likelihood not in ("bernoulli", "gaussian"):
-        raise ValueError(f"{name}: likelihood must be 'bernoulli' or 'gaussian', got "
-                         f"{likelihood!r}")
-    if encoder.stateful or decoder.stateful:
-        raise ValueError(f"{name}: the encoder and decoder must be stateless (no BatchNorm)")
-    children = (("encoder", encoder), ("decoder", decoder))
+    encoder, decoder = as_layer(encoder, name, "encoder"), as_layer(decoder, name, "decoder")
+    latent_dim = positive_int(name, "latent_dim", latent_dim)
+    one_of(name, "likelihood", likelihood, ("bernoulli", "gaussian"))
+    output_logvar = number(name, "output_logvar", output_logvar)
 
-    def init_fn(key, shape):
-        k_enc, k_dec = jax.random.split(key)
-        h, p_enc, _ = encoder.init_fn(k_enc, shape)
+    def init(c, shape):
+        h = c("encoder", shape)
         if h != (2 * latent_dim,):
             raise ValueError(f"{name}: the encoder must output (2 * latent_dim,) = "
                              f"({2 * latent_dim},) values (mean and logvar), got {h}")
-        out, p_dec, _ = decoder.init_fn(k_dec, (latent_dim,))
+        out = c("decoder", (latent_dim,))
         if out != shape:
             raise ValueError(f"{name}: the decoder maps ({latent_dim},) to {out}, but it must "
                              f"give back the input shape {shape}")
-        out_shape = (shape, (latent_dim,), (latent_dim,))
-        return out_shape, {k: v for k, v in (("encoder", p_enc), ("decoder", p_dec)) if v}, {}
+        return shape, (latent_dim,), (latent_dim,)
 
-    def apply_fn(params, state, x, key, train):
-        _check_children(name, params, children)
-        if train and key is None:
-            raise ValueError(f"{name}: training samples z ~ q(z|x) and needs a key; call "
-                             f"vae.apply(params, state, x, key=jax.random.key(0), train=True)")
-        k_z, k_enc, k_dec = (None,) * 3 if key is None else jax.random.split(key, 3)
-        h, _ = _apply_child(name, "encoder", encoder, params, {}, x, k_enc, train)
+    def apply(c, x):
+        if c.train:
+            require_key(name, c.key, "training samples z ~ q(z|x)")
+        h = c("encoder", x)
         mean, logvar = h[:, :latent_dim], h[:, latent_dim:]
-        z = mean if key is None else reparameterize(k_z, mean, logvar)
-        out, _ = _apply_child(name, "decoder", decoder, params, {}, z, k_dec, train)
-        return (out, mean, logvar), state
+        z = mean if c.key is None else reparameterize(c.key, mean, logvar)
+        return c("decoder", z), mean, logvar
 
-    return VAELayer(name, init_fn, apply_fn, False, children, encoder=encoder, decoder=decoder,
-                    latent_dim=latent_dim, likelihood=likelihood,
-                    output_logvar=float(output_logvar))
+    return composite(name, {"encoder": encoder, "decoder": decoder}, init, apply, own_key=True,
+                     layer_class=VAELayer, encoder=encoder, decoder=decoder,
+                     latent_dim=latent_dim, likelihood=likelihood, output_logvar=output_logvar)
 
 
-def elbo(vae: VAELayer, params, x, key, *, samples: int = 1, beta: float = 1.0):
-    """Per-example Monte-Carlo ELBO and its parts, with the KL in closed form:
-
-        ELBO(x) = 1/S sum_s log p(x | z_s) - beta * KL(q(z|x) || N(0, I)),
-        z_s = mean + exp(logvar/2) * eps_s,  eps_s ~ N(0, I) from ``key``
-
-    Returns ``(elbo, reconstruction, kl)``, each (batch,), in nats (reconstruction is the
-    expected log-likelihood, <= 0 for Bernoulli).
-    """
-    mean, logvar = vae.encode(params, x)
-    keys = jax.random.split(key, samples)
-
-    def one(k):
-        return vae.log_likelihood(vae.decode(params, reparameterize(k, mean, logvar)), x)
-
-    rec = jnp.mean(jax.vmap(one)(keys), axis=0)
-    kl = gaussian_kl(mean, logvar)
-    return rec - beta * kl, rec, kl
+def elbo(vae: VAELayer, params, x, key, *, samples: int = 1, beta: float = 1.0, state=None):
+    """:meth:`VAELayer.elbo` in evaluation mode: ``(elbo, reconstruction, kl)``, each (batch,).
+    ``state`` may be None for a stateless VAE."""
+    return vae.elbo(params, {} if state is None else state, x, key, samples=samples,
+                    beta=beta)[0]
 
 
 def vae_objective(vae: VAELayer, *, beta: float = 1.0, eval_samples: int = 1,
                   eval_seed: int = 0):
-    """The fnn objective on ``batch = x``: loss = -mean_batch ELBO(x) (nats per example).
+    """The fnn objective on ``batch = x``: loss = -mean_batch ELBO(x) (nats per example),
+    through :meth:`VAELayer.elbo` in the step's ``train`` mode, with the model state threaded.
 
     Training draws z from the step's key. Evaluation (``key=None``, as ``fit``'s validation)
     estimates the same expectation with ``eval_samples`` draws from the fixed key
     ``jax.random.key(eval_seed)``, so it is deterministic. Metrics: ``loss`` (= -ELBO),
     ``elbo``, ``reconstruction`` (mean log p(x|z)), ``kl``.
     """
+    beta = number("vae_objective", "beta", beta, low=0)
+    eval_samples = positive_int("vae_objective", "eval_samples", eval_samples)
+
     def objective(params, state, batch, key, train):
         samples = 1
         if key is None:
             key, samples = jax.random.key(eval_seed), eval_samples
-        e, rec, kl = elbo(vae, params, batch, key, samples=samples, beta=beta)
+        (e, rec, kl), state = vae.elbo(params, state, batch, key, train=train, samples=samples,
+                                       beta=beta)
         loss = -jnp.mean(e)
         return loss, (state, {"loss": loss, "elbo": jnp.mean(rec - kl),
                               "reconstruction": jnp.mean(rec), "kl": jnp.mean(kl)})
@@ -176,17 +194,18 @@ def vae_objective(vae: VAELayer, *, beta: float = 1.0, eval_samples: int = 1,
     return objective
 
 
-def interpolate(vae: VAELayer, params, x0, x1, steps: int = 8):
+def interpolate(vae: VAELayer, params, x0, x1, steps: int = 8, *, state=None):
     """Decode the straight line between the posterior means of two inputs:
 
         z_t = (1 - t) mean(x0) + t mean(x1),  t = 0, 1/(steps-1), ..., 1
 
     Shapes: x0, x1 (*input_shape) (single examples) -> (steps, *input_shape) images E[x|z_t].
     """
-    m0, _ = vae.encode(params, x0[None])
-    m1, _ = vae.encode(params, x1[None])
+    steps = positive_int("interpolate", "steps", steps)
+    m0, _ = vae.encode(params, x0[None], state)
+    m1, _ = vae.encode(params, x1[None], state)
     t = jnp.linspace(0.0, 1.0, steps, dtype=m0.dtype)[:, None]
-    return vae.mean_image(params, (1 - t) * m0 + t * m1)
+    return vae.mean_image(params, (1 - t) * m0 + t * m1, state)
 
 
 def dense_vae(input_dim: int, latent_dim: int, hidden: Sequence[int] = (256,), *,

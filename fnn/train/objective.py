@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import losses
-from fnn.core import Layer
+from fnn.core import Layer, check_params
 from fnn.validation import local_values
 
 __all__ = ["Objective", "supervised"]
@@ -38,9 +38,10 @@ def supervised(net: Layer, loss: Callable = losses.softmax_cross_entropy, *, l2:
     ``loss`` is ``softmax_cross_entropy``).
 
     The objective carries ``check_data(params, state, data, who)``, which ``fit`` and
-    ``evaluate`` call before compiling: ``data`` must be ``(x, y)``, ``x`` must fit the network
-    and ``y`` the loss (checked on shapes, without FLOPs), a stateful network needs its state,
-    and integer labels must lie in ``[0, classes)``.
+    ``evaluate`` call before compiling: ``data`` must be ``(x, y)``, the params and state must
+    be those the network makes for ``x`` (:func:`fnn.check_params`: a stateful network needs
+    its state), ``y`` must fit the loss (checked on shapes, without FLOPs), and integer labels
+    must lie in ``[0, classes)``.
     """
     if not isinstance(net, Layer):
         raise TypeError(f"supervised: net must be an fnn Layer (e.g. fnn.serial(...)), got "
@@ -81,15 +82,12 @@ def _data_checker(net: Layer, loss: Callable) -> Callable:
             got = f"{type(data).__name__} of {len(data)}" if isinstance(data, (tuple, list)) \
                 else type(data).__name__
             raise ValueError(f"{who}: supervised data must be a pair (x, y), got {got}")
-        if net.stateful and not state:
-            raise ValueError(f"{who}: the network carries state (e.g. BatchNorm statistics) but "
-                             f"no model state was given; pass the state from net.init: "
-                             f"params, state = net.init(key, shape); {who.split('(')[0]}(..., "
-                             f"model_state=state)")
         x, y = data
         signature = (jax.tree.structure((params, state, x, y)),
                      tuple((np.shape(a), str(a.dtype)) for a in jax.tree.leaves((params, state, x, y))))
         if signature not in checked:
+            check_params(net, jax.tree.map(lambda a: tuple(np.shape(a)[1:]), x), params, state,
+                         who=who)
             spec = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), t)
             out, logits = jax.eval_shape(
                 lambda p, s, x, y: (lambda z: (loss(z, y), z))(net.apply(p, s, x)[0]),
