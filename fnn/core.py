@@ -740,25 +740,43 @@ def summary(net: Layer, input_shape, *, params=None, state=None) -> Summary:
     Serial networks are expanded one row per child (nested serials are indented); other
     combinators are one row each. The footer gives the total parameter count. Nothing is
     computed: shapes come from ``jax.eval_shape``. Given ``params`` (and ``state``), first
-    checks that they fit the network (:func:`check_params`; the state only when given).
+    checks that they fit the network (:func:`check_params`; the state only when given); when
+    they are placed on a mesh (``jax.sharding.NamedSharding``), a ``sharding`` column gives
+    each layer's: its leaves' ``PartitionSpec`` and the mesh (``P() on {'data': 4}`` is
+    replicated over 4 devices).
     """
     shape = _canonical_shape(input_shape, net.name)
     if params is not None:
         _check_trees("summary", net, shape, params, state, with_state=state is not None)
     rows = []
 
-    def visit(layer: Layer, path: str, shape, depth: int):
+    def visit(layer: Layer, path: str, shape, depth: int, sub):
         if layer.sequential:
             if depth >= 0:
-                rows.append(("  " * depth + path, "", ""))
+                rows.append(("  " * depth + path, "", "", ""))
             for cname, child in layer.children:
-                shape = visit(child, cname, shape, depth + 1)
+                shape = visit(child, cname, shape, depth + 1,
+                              sub.get(cname, {}) if isinstance(sub, dict) else {})
             return shape
         out, p, _ = _abstract_init(layer, shape)
-        rows.append(("  " * depth + path, str(out), f"{_count(p):,}"))
+        rows.append(("  " * depth + path, str(out), f"{_count(p):,}", _shardings(sub)))
         return out
 
-    visit(net, net.name, shape, -1)
+    visit(net, net.name, shape, -1, params if params is not None else {})
     total = _count(_abstract_init(net, shape)[1])
-    return Summary(("layer", "output shape", "params"), ("<", "<", ">"), tuple(rows),
-                   f"total params: {total:,}  (input {shape})")
+    columns, align = ("layer", "output shape", "params", "sharding"), ("<", "<", ">", "<")
+    if not any(row[3] for row in rows):   # nothing on a mesh: no column
+        columns, align, rows = columns[:3], align[:3], [row[:3] for row in rows]
+    return Summary(columns, align, tuple(rows), f"total params: {total:,}  (input {shape})")
+
+
+def _shardings(tree) -> str:
+    """The distinct ``NamedSharding``s of ``tree``'s leaves: ``"P('runs',) on {'runs': 4}"``."""
+    found = []
+    for leaf in jax.tree.leaves(tree):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding):
+            text = f"{sharding.spec} on {dict(sharding.mesh.shape)}"
+            if text not in found:
+                found.append(text)
+    return "; ".join(found)

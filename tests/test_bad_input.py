@@ -172,7 +172,8 @@ CASES = [
     ("fit float labels", lambda t: fit(data=(X, Y.astype(np.float32))), ValueError,
      r"one-hot targets must have the logits' shape \(12, 3\), got \(12,\)"),
     ("fit wrong feature size", lambda t: fit(data=(np.ones((12, 5), np.float32), Y)), ValueError,
-     r"dense: expected input of shape \(batch, \.\.\., 2\), got \(12, 5\)"),
+     r"fit: the params and state do not fit serial on inputs \(5,\):\n  params\['dense_0'\]"
+     r"\['w'\]: expected float32\[5,4\], got float32\[2,4\]"),
     ("fit validation of the wrong size",
      lambda t: fit(validation_data=(np.ones((4, 3), np.float32), Y[:4])), ValueError,
      r"dense: expected input of shape \(batch, \.\.\., 2\), got \(4, 3\)"),

@@ -214,3 +214,18 @@ def test_uneven_batches_missing_axes_and_mixed_meshes_are_clear_errors():
     with pytest.raises(ValueError, match=r"shard_data: data\[0\] has 62 examples, which does "
                                          r"not divide by the 4 devices"):
         fnn.sharding.shard_data((x[:62], y[:62]), mesh(4))
+
+
+def test_summary_shows_each_layers_sharding():
+    net = fnn.serial(fnn.Dense(8), fnn.relu, fnn.Dense(2))
+    params, _ = net.init(jax.random.key(0), (3,))
+    assert "sharding" not in str(fnn.summary(net, (3,), params=params))   # one device: no column
+    placed = {"dense_0": jax.device_put(params["dense_0"], NamedSharding(mesh(4), P())),
+              "dense_1": {"w": jax.device_put(params["dense_1"]["w"],
+                                              NamedSharding(mesh(2), P("data", None))),
+                          "b": jax.device_put(params["dense_1"]["b"], NamedSharding(mesh(2), P()))}}
+    table = fnn.summary(net, (3,), params=placed)
+    assert table.columns[-1] == "sharding"
+    rows = {row[0]: row[-1] for row in table.rows}
+    assert rows["dense_0"] == "P() on {'data': 4}" and rows["relu_0"] == ""
+    assert rows["dense_1"] == "P() on {'data': 2}; P('data', None) on {'data': 2}"
