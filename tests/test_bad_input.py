@@ -176,7 +176,8 @@ CASES = [
      r"\['w'\]: expected float32\[5,4\], got float32\[2,4\]"),
     ("fit validation of the wrong size",
      lambda t: fit(validation_data=(np.ones((4, 3), np.float32), Y[:4])), ValueError,
-     r"dense: expected input of shape \(batch, \.\.\., 2\), got \(4, 3\)"),
+     r"fit\(validation_data\): its examples have shapes \(\(3,\), \(\)\), the training data's "
+     r"\(\(2,\), \(\)\)"),
     ("fit x and y of different lengths", lambda t: fit(data=(X, Y[:10])), ValueError,
      r"fit: every array in data needs the same leading \(example\) axis, got shapes "
      r"\[\(12, 2\), \(10,\)\]"),

@@ -60,7 +60,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     if check_data is not None:
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
-        config, objective, parallel, params, state, val_data, batch_size)
+        config, objective, parallel, params, state, val_data, batch_size, example)
     loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
                  config.unroll, blocks, parallel, target_platform(None if streaming else data))
     keys = epoch_keys(jax.random.key(config.seed))
@@ -106,11 +106,13 @@ def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_s
     return blocks if n is not None and batch_size < n else 1
 
 
-def _validation(config, objective, parallel, params, state, val_data, batch_size):
+def _validation(config, objective, parallel, params, state, val_data, batch_size, example):
     """``(val_arrays, val_batch_size, evaluate_validation)``: arrays go through the engine's
-    validation pass; a stream is evaluated after every epoch."""
+    validation pass; a stream is evaluated after every epoch. Its examples must have the
+    training data's structure and shapes (``example``: the data, or a stream's first batch)."""
     if val_data is None:
         return None, None, None
+    _same_examples(val_data if not is_stream(val_data) else None, example)
     check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
         stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
@@ -131,6 +133,19 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
     if check_data is not None:
         check_data(params, state, val, "fit(validation_data)")
     return val, min(n_val, max(batch_size, 1024)), None
+
+
+def _same_examples(val_data, example) -> None:
+    """Validation examples shaped like the training examples (leading axis aside)."""
+    if val_data is None:
+        return
+    per_example = lambda t: (jax.tree.structure(t),
+                             [tuple(jnp.shape(a)[1:]) for a in jax.tree.leaves(t)])
+    if per_example(val_data) != per_example(example):
+        shapes = lambda t: jax.tree.map(lambda a: tuple(jnp.shape(a)[1:]), t)
+        raise ValueError(f"fit(validation_data): its examples have shapes {shapes(val_data)}, "
+                         f"the training data's {shapes(example)} (each without the leading "
+                         f"example axis); validate on data of the training data's shape")
 
 
 @functools.lru_cache(maxsize=64)
