@@ -121,7 +121,8 @@ def _median_round(runs: list[dict]) -> dict:
 
 def _summary(results: dict) -> str:
     """One row a workload: every implementation's rate and fnn's two ratios."""
-    order = ("fnn", "fnn sweep", "fnn fits", "jax", "jax vmap", "optax", *PEERS, "numpy")
+    order = ("fnn", "fnn sweep", "fnn fits", "fnn 1 device", "fnn 2 devices", "fnn 4 devices",
+             "jax", "jax vmap", "optax", *PEERS, "numpy")
     labels = sorted({l for r in results.values() for l in r},
                     key=lambda l: order.index(l) if l in order else len(order))
     lines = ["| workload | unit | " + " | ".join(labels) + " | fnn ÷ baseline | fnn ÷ best peer |",

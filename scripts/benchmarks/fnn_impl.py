@@ -137,3 +137,60 @@ def cpu_grad_matmul(data, config) -> Runner:
     """The rewritten side of the cpu_grad_matmul row: ``canonical_matmuls=True``."""
     canonical = lambda loss: value_and_grad(loss, canonical_matmuls=True)
     return sgd_steps(canonical, *cpu_grad_matmul_model(data, config), config, vmapped=True)
+
+
+# ----------------------------------------------------------------------------- scaling rows
+
+def _mesh(devices: int, axis: str):
+    """A mesh over ``devices`` virtual CPU devices (each implementation runs in a fresh process,
+    so JAX's backend starts only now, with that many devices)."""
+    jax.config.update("jax_num_cpu_devices", devices)
+    return jax.make_mesh((devices,), (axis,))
+
+
+def _sharded_epoch(net, input_shape, data, config, devices: int) -> Runner:
+    """One data-parallel ``fnn.fit`` epoch over ``devices`` devices (1: no mesh at all)."""
+    mesh = _mesh(devices, "data") if devices > 1 else None
+    params, _ = net.init(jax.random.key(0), input_shape)
+    objective = fnn.supervised(net, accuracy=False)
+    opt = fnn.optim.adam(config["learning_rate"])
+    xy = (data["x"], data["y"])
+    xy = fnn.sharding.shard_data(xy, mesh) if mesh is not None else jax.tree.map(jnp.asarray, xy)
+    batch = config["batch_size"]
+    run = lambda: fnn.fit(objective, params, opt, xy, epochs=1, batch_size=batch,
+                          progress=False).params
+    return Runner(blocked(run), (len(data["x"]) // batch) * batch)
+
+
+def _mlp_net(config):
+    *hidden, out = config["sizes"][1:]
+    return fnn.serial(*[l for h in hidden for l in (fnn.Dense(h), fnn.relu)], fnn.Dense(out))
+
+
+def _cnn_net(config):
+    c1, c2 = config["channels"]
+    return fnn.serial(fnn.Conv2D(c1, 3), fnn.relu, fnn.MaxPool(2), fnn.Conv2D(c2, 3), fnn.relu,
+                      fnn.MaxPool(2), fnn.Flatten(), fnn.Dense(10))
+
+
+def mlp_devices_1(data, config): return _sharded_epoch(_mlp_net(config), (784,), data, config, 1)
+def mlp_devices_2(data, config): return _sharded_epoch(_mlp_net(config), (784,), data, config, 2)
+def mlp_devices_4(data, config): return _sharded_epoch(_mlp_net(config), (784,), data, config, 4)
+def cnn_devices_1(data, config): return _sharded_epoch(_cnn_net(config), (28, 28, 1), data, config, 1)
+def cnn_devices_2(data, config): return _sharded_epoch(_cnn_net(config), (28, 28, 1), data, config, 2)
+def cnn_devices_4(data, config): return _sharded_epoch(_cnn_net(config), (28, 28, 1), data, config, 4)
+
+
+def _sweep_over(devices: int, data, config) -> Runner:
+    mesh = _mesh(devices, "runs") if devices > 1 else None
+    objective, init, xy = _quadrant_runs(data, config)
+    seeds = np.arange(config["runs"])
+    run = lambda: fnn.sweep(objective, init, fnn.optim.sgd, xy, seeds=seeds,
+                            hparams={"learning_rate": config["learning_rate"]},
+                            epochs=config["steps"], mesh=mesh).params
+    return Runner(blocked(run), config["runs"])
+
+
+def sweep_devices_1(data, config): return _sweep_over(1, data, config)
+def sweep_devices_2(data, config): return _sweep_over(2, data, config)
+def sweep_devices_4(data, config): return _sweep_over(4, data, config)

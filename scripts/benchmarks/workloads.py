@@ -56,6 +56,11 @@ def _impls(workload: str, labels) -> dict:
     return {label: f"{label}_impl.{workload}" for label in labels}
 
 
+def _devices(workload: str) -> dict:
+    return {f"fnn {n} device{'s' if n > 1 else ''}": f"fnn_impl.{workload}_devices_{n}"
+            for n in (1, 2, 4)}
+
+
 def _dense_macs(sizes) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
@@ -154,12 +159,26 @@ WORKLOADS = {
         "steps/s", "32 vmapped quadrant runs, 1000 SGD steps in one scan: jax.value_and_grad vs "
         "fnn's canonical_matmuls", CPU_GRAD_MATMUL,
         _impls("cpu_grad_matmul", ("fnn", "jax")), peers=()),
+    # Data-parallel fit (and the run-sharded sweep) on 1, 2 and 4 virtual CPU devices
+    # (JAX_NUM_CPU_DEVICES): on a 2-core machine a correctness-and-overhead figure, not a
+    # speed-up; on a machine with that many accelerators, the scaling.
+    "mlp_devices": Workload(
+        "samples/s", "the mlp workload, fit data-parallel over a ('data',) mesh of N devices",
+        MLP, _devices("mlp"), baseline="fnn 1 device", peers=()),
+    "cnn_devices": Workload(
+        "samples/s", "the cnn workload, fit data-parallel over a ('data',) mesh of N devices",
+        CNN, _devices("cnn"), baseline="fnn 1 device", peers=()),
+    "sweep_devices": Workload(
+        "runs/s", "the 32-run quadrant sweep with its runs over a ('runs',) mesh of N devices",
+        SWEEP_QUADRANT, _devices("sweep"), baseline="fnn 1 device", peers=()),
 }
 
 
 def make_data(name: str) -> dict[str, np.ndarray]:
     """The arrays every implementation of workload ``name`` trains on (float32 / int32)."""
     rng = np.random.default_rng(0)
+    name = {"mlp_devices": "mlp", "cnn_devices": "cnn", "sweep_devices": "sweep_quadrant"}.get(
+        name, name)
     if name in ("quadrant", "sweep_quadrant", "cpu_grad_matmul"):
         from experiments import quadrant
 
