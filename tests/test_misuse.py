@@ -30,6 +30,14 @@ def block(width):
     return fnn.serial(fnn.Dense(width), fnn.relu)
 
 
+Y = np.array([0, 1, 2, 3], np.int32)
+NAN_X = np.where(np.arange(8)[:, None] == 3, np.nan, np.ones((8, 2), np.float32))
+
+
+def fit(objective, params, data, **kwargs):
+    return fnn.fit(objective, params, fnn.optim.sgd(0.1), data, progress=False, **kwargs)
+
+
 def bn_gan_step_without_state():
     gan = GAN(dense_generator(2, 2, (4,), output_activation=None),
               fnn.serial(fnn.Dense(4), fnn.BatchNorm(), fnn.relu, fnn.Dense(1)), 2)
@@ -115,6 +123,33 @@ ROWS = [
      lambda: GAN(fnn.Dense(2), fnn.Dense(1), 2).objectives()["generator"](
          {"generator": {}, "discriminator": {}}, {}, X, None, False), ValueError,
      r"GAN: drawing z ~ N\(0, I\) and needs a key"),
+    # ------------------------------------------------ training (fit, evaluate)
+    ("fit given the network where the objective belongs", lambda: fit(NET, PARAMS, (X, Y)),
+     TypeError, r"fit: got the network 'serial' where an objective belongs; wrap it: "
+     r"fit\(fnn.supervised\(net, loss\), ...\)"),
+    ("fit a BatchNorm net without its model state",
+     lambda: fit(fnn.supervised(BN_NET), BN_PARAMS, (X, np.array([0, 1, 2, 0]))), fnn.ParamsError,
+     r"(?s)fit: the params and state do not fit serial.*state\['batchnorm_0'\]: missing.*"
+     r"fit\(..., model_state=state\)"),
+    ("evaluate with params of another net (silent before)",
+     lambda: fnn.evaluate(fnn.supervised(NET), OTHER_PARAMS, None, (X, Y)), fnn.ParamsError,
+     r"evaluate: the params and state do not fit serial on inputs \(2,\)"),
+    ("fit on NaN data without the guard (silent before)",
+     lambda: fit(fnn.supervised(NET), PARAMS, (NAN_X, np.zeros(8, np.int32)), batch_size=4,
+                 epochs=2), RuntimeWarning,
+     r"fit: the loss became non-finite \(NaN or inf\) in epoch 0.*on_nonfinite='raise'"),
+    ("fit validation data of another shape",
+     lambda: fit(fnn.supervised(NET), PARAMS, (X, Y), validation_data=(np.ones((4, 3)), Y)),
+     ValueError, r"fit\(validation_data\): its examples have shapes"),
+    ("a stream whose batch changes shape",
+     lambda: fit(fnn.supervised(NET), PARAMS, iter([(X, Y), (X[:3], Y[:3])]),
+                 steps_per_epoch=2), ValueError,
+     r"fit: batch 1 of the stream does not match batch 0"),
+    ("data-parallel fit with a batch the devices do not divide",
+     lambda: fit(fnn.supervised(NET), PARAMS, (np.ones((8, 2), np.float32), np.zeros(8, np.int32)),
+                 batch_size=3, mesh=jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])),
+     ValueError, r"fit: the global batch \(3\) does not divide by the 2 devices of mesh axis "
+     r"'data'"),
     # ------------------------------------------------ channels-first images
     ("an MNIST image given channels-first", lambda: CONV.init(KEY, (1, 28, 28)), UserWarning,
      r"conv: input_shape \(1, 28, 28\) looks channels-first; fnn is channels-last \(NHWC\): did "
