@@ -31,10 +31,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
 from fnn.sharding import DataParallel, auto_mesh
-from fnn.train.config import batch_size_for
+from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
 from fnn.train.step import TrainState, checked_step
-from fnn.validation import num_examples
+from fnn.validation import function, num_examples, positive_int
 
 __all__ = ["sweep", "SweepResult"]
 
@@ -93,6 +93,27 @@ def _runs(seeds, hparams) -> tuple[int, np.ndarray, dict]:
     values = {k: np.broadcast_to(a, (n_runs,)) for k, a in values.items()}
     return n_runs, seeds_arr.astype(np.int32), values
 
+
+
+def _hp_dtypes(init, init_is_fn: bool, hp: dict) -> tuple:
+    """``((name, dtype), ...)``: float hyperparameters in the widest float dtype of the params."""
+    params_spec = jax.eval_shape(init, jax.random.key(0)) if init_is_fn else init
+    floats = [np.dtype(a.dtype) for a in jax.tree.leaves(params_spec)
+              if jnp.issubdtype(a.dtype, jnp.floating)]
+    float_dtype = max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float32)
+    return tuple((k, float_dtype if np.issubdtype(a.dtype, np.floating) else a.dtype)
+                 for k, a in sorted(hp.items()))
+
+
+def _check_optimizers(make_optimizer, hp: dict, hp_dtypes: tuple, n_runs: int) -> None:
+    """Fail early, outside the trace, on bad hyperparameter names or values."""
+    for i in range(n_runs):
+        values = {k: hp[k][i].astype(dt).item() for k, dt in hp_dtypes}
+        try:
+            make_optimizer(**values)
+        except TypeError as err:
+            raise TypeError(f"sweep: make_optimizer(**hparams) failed for run {i}'s hparams "
+                            f"{values}: {err}") from err
 
 
 @functools.lru_cache(maxsize=32)
@@ -260,14 +281,10 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     runs share every kernel launch, so N small runs take far less than N times one run.
     Memory grows N-fold (params, optimizer state, activations of one step).
     """
-    if not callable(objective):
-        raise TypeError(f"sweep: objective must be a function (params, state, batch, key, train) "
-                        f"-> (loss, (state, metrics)), e.g. fnn.supervised(net), got {objective!r}")
-    if not callable(make_optimizer):
-        raise TypeError(f"sweep: make_optimizer must be a function (**hparams) -> optimizer, "
-                        f"e.g. fnn.optim.sgd, got {make_optimizer!r}")
-    if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1):
-        raise ValueError(f"sweep: epochs must be a positive int, got {epochs!r}")
+    check_trainer("sweep", objective, None)
+    function("sweep", "make_optimizer", make_optimizer, "(**hparams) -> optimizer, e.g. "
+             "fnn.optim.sgd")
+    epochs = positive_int("sweep", "epochs", epochs)
     n = num_examples("sweep", data)
     batch_size = batch_size_for("sweep", batch_size, n)
     n_runs, seeds_arr, hp = _runs(seeds, {} if hparams is None else hparams)
@@ -279,21 +296,8 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         n_val = num_examples("sweep(validation_data)", validation_data)
         val_batch_size = min(n_val, max(batch_size, 1024))
         validation_data = jax.tree.map(jnp.asarray, validation_data)
-
-    params_spec = jax.eval_shape(init, jax.random.key(0)) if init_is_fn else init
-    floats = [np.dtype(a.dtype) for a in jax.tree.leaves(params_spec)
-              if jnp.issubdtype(a.dtype, jnp.floating)]
-    float_dtype = max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float32)
-    hp_dtypes = tuple((k, float_dtype if np.issubdtype(a.dtype, np.floating) else a.dtype)
-                      for k, a in sorted(hp.items()))
-    for i in range(n_runs):  # fail early, outside the trace, on bad names or values
-        values = {k: hp[k][i].astype(dt).item() for k, dt in hp_dtypes}
-        try:
-            make_optimizer(**values)
-        except TypeError as err:
-            raise TypeError(f"sweep: make_optimizer(**hparams) failed for run {i}'s hparams "
-                            f"{values}: {err}") from err
-
+    hp_dtypes = _hp_dtypes(init, init_is_fn, hp)
+    _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
     p0 = init(jax.random.key(int(seeds_arr[0]))) if init_is_fn else init
     check_data = getattr(objective, "check_data", None)
     if check_data is not None:

@@ -16,11 +16,14 @@ OBJECTIVE = "(params, state, batch, key, train) -> (loss, (state, metrics)), e.g
 
 
 def check_trainer(who: str, objective, optimizer) -> None:
-    """``objective`` is an objective (not a bare network) and ``optimizer`` has init/update."""
+    """``objective`` is an objective (not a bare network) and ``optimizer`` (unless None) has
+    init/update."""
     if isinstance(objective, Layer):
         raise TypeError(f"{who}: got the network {objective.name!r} where an objective belongs; "
                         f"wrap it: {who}(fnn.supervised(net, loss), ...)")
     v.function(who, "objective", objective, OBJECTIVE)
+    if optimizer is None:   # (a sweep builds its optimizers)
+        return
     if not (callable(getattr(optimizer, "init", None))
             and callable(getattr(optimizer, "update", None))):
         raise TypeError(f"{who}: optimizer must have init and update (an fnn.optim or optax "
