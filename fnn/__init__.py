@@ -24,8 +24,8 @@ from fnn.layers import (AvgPool, BatchNorm, Bidirectional, Conv, Conv1D, Conv2D,
 from fnn.models import (MLP, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN, basic_block,
                         perceptron_rule)
 from fnn.sweep import sweep
-from fnn.train import (EarlyStopping, FitResult, NonFiniteError, TrainState, evaluate, fit,
-                       multi_step, supervised, train_step)
+from fnn.train import (EarlyStopping, FitResult, NonFiniteError, NonFiniteReport, TrainState,
+                       evaluate, fit, multi_step, supervised, train_step)
 
 __version__ = "0.1.0"
 
