@@ -69,7 +69,8 @@ def test_logic_gates(tmp_path):
 def test_unknown_experiment_and_config_key_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"unknown experiment 'quadrnt'; did you mean 'quadrant'\?"):
         experiments.load("quadrnt")
-    with pytest.raises(ValueError, match=r"quadrant: unknown config key 'stesp'"):
+    with pytest.raises(ValueError, match=r"quadrant: config key must be one of .*, got 'stesp'; "
+                                         r"did you mean 'steps'\?"):
         experiments.config_for("quadrant", overrides={"stesp": 3})
     assert cli.main(["run", "quadrnt", "--out", str(tmp_path)]) == 2
     assert "did you mean 'quadrant'" in capsys.readouterr().err
