@@ -118,6 +118,12 @@ def run(config):
 
 
 def figures(results, out_dir):
+    return [plot.save(draw(results), f"{out_dir}/backprop_example.png")]
+
+
+def draw(results):
+    """The figure: jax.grad's and the hand derivation's gradients side by side, and their
+    difference per parameter on a log axis."""
     names = list(PARAMETERS)
     fig, (ax_grad, ax_diff) = plot.figure(2, size=(5.2, 3.8))
     xs = np.arange(len(names))
@@ -134,4 +140,4 @@ def figures(results, out_dir):
                   title="difference (float64)", logy=True, grid=False)
     ax_diff.set_ylim(1e-20, 1e-10)
     ax_diff.set_xticks(xs, names)
-    return [plot.save(fig, f"{out_dir}/backprop_example.png")]
+    return fig
