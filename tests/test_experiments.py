@@ -138,12 +138,13 @@ def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path)
     import subprocess
     import sys
     cache, off = tmp_path / "cache", tmp_path / "off"
-    run = lambda *flags: subprocess.run(
-        [sys.executable, "-m", "fnn.cli", *flags, "run", "backprop_example", "--out",
-         str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
-    assert run("--cache-dir", str(cache)).returncode == 0
+    command = ["run", "backprop_example", "--out", str(tmp_path / "runs")]
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "fnn.cli", *argv],
+                                       capture_output=True, text=True, timeout=300)
+    assert run("--cache-dir", str(cache), *command).returncode == 0
     assert any(cache.iterdir()), "compiled executables are cached"
-    assert run("--cache-dir", str(off), "--no-compile-cache").returncode == 0
+    # the global options work after the subcommand too
+    assert run(*command, "--cache-dir", str(off), "--no-compile-cache").returncode == 0
     assert not off.exists()
 
 
