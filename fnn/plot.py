@@ -59,7 +59,8 @@ def integer_ticks(ax, axis: str = "x") -> None:
     never 1.25)."""
     if axis not in ("x", "y"):
         raise ValueError(f"integer_ticks: axis must be 'x' or 'y', got {axis!r}")
-    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+    locator = MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True)  # as AutoLocator
+    getattr(ax, f"{axis}axis").set_major_locator(locator)
 
 
 def decorate(ax, *, xlabel: str | None = None, ylabel: str | None = None,
