@@ -75,6 +75,17 @@ def test_unknown_experiment_and_config_key_are_clear_errors(tmp_path, capsys):
     assert "did you mean 'quadrant'" in capsys.readouterr().err
 
 
+def test_overrides_take_the_form_of_the_config_defaults():
+    config = experiments.config_for("optimizers", quick=True, overrides={
+        "condition": 5, "steps": {"mlp": 7}, "lr_grid": (1, 0.5), "seed": 0})
+    assert config["condition"] == 5.0 and isinstance(config["condition"], float)
+    quick_steps = experiments.load("optimizers").QUICK["steps"]
+    assert config["steps"] == {**quick_steps, "mlp": 7}          # a dict merges onto the default
+    assert config["lr_grid"] == [1.0, 0.5] and all(isinstance(v, float) for v in config["lr_grid"])
+    sizes = experiments.config_for("batch_size", overrides={"batch_sizes": [None, 8]})
+    assert sizes["batch_sizes"] == [None, 8]                     # None where the default has one
+
+
 def test_cli_list_and_info(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
