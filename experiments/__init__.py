@@ -43,18 +43,25 @@ def load(name: str):
 
 
 def config_for(name: str, quick: bool = False, overrides: dict | None = None) -> dict:
-    """The experiment's CONFIG, with QUICK applied when ``quick``, then ``overrides``."""
+    """The experiment's CONFIG, with QUICK applied when ``quick``, then ``overrides``.
+
+    Each override must name a key of CONFIG and have its default's form (a count stays a
+    positive int, a rate a finite number, a dict is merged onto the default: see
+    ``experiments._config``); otherwise a ``ValueError`` names the experiment and the key.
+    """
+    from experiments._config import conform
+    from fnn.validation import one_of
+
     module = load(name)
     config = dict(module.CONFIG)
     if quick:
         config.update(module.QUICK)
     for key, value in (overrides or {}).items():
-        if key not in config:
-            from fnn._names import did_you_mean
-
-            raise ValueError(f"{name}: unknown config key {key!r}{did_you_mean(key, config)}; "
-                             f"keys: {sorted(config)}")
-        config[key] = value
+        one_of(name, "config key", key, config)
+        default = module.CONFIG[key]
+        if isinstance(default, dict):  # merged onto the (quick) value it replaces
+            default = config[key]
+        config[key] = conform(name, key, value, default)
     return config
 
 

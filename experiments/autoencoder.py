@@ -170,7 +170,7 @@ def figures(results, out_dir):
         ax_hist.hist(np.asarray(v["scores"]), bins=bins, alpha=0.6, label=kind)
         fpr, tpr = roc_curve(clean, np.asarray(v["scores"]))
         ax_roc.plot(fpr, tpr, label=f"{kind}: AUC {v['auc']:.3f}")
-    ax_hist.set_xscale("log")
+    plot.log_scale(ax_hist, "x")
     ax_hist.set_xlabel("reconstruction MSE per image")
     ax_hist.set_title(f"anomaly scores ({anomaly['model']})")
     ax_hist.legend(frameon=False, fontsize=7)

@@ -118,6 +118,12 @@ def run(config):
 
 
 def figures(results, out_dir):
+    return [plot.save(draw(results), f"{out_dir}/backprop_example.png")]
+
+
+def draw(results):
+    """The figure: jax.grad's and the hand derivation's gradients side by side, and their
+    difference per parameter on a log axis."""
     names = list(PARAMETERS)
     fig, (ax_grad, ax_diff) = plot.figure(2, size=(5.2, 3.8))
     xs = np.arange(len(names))
@@ -126,12 +132,12 @@ def figures(results, out_dir):
     ax_grad.bar(xs + 0.2, [results["manual"]["grads"][k] for k in names], 0.4,
                 label="hand derivation", color=plot.COLORS[1])
     ax_grad.set_xticks(xs, names)
-    ax_grad.set_title(f"dE/dparam (E_total = {results['E_total']:.9f})")
-    ax_grad.legend(frameon=False)
+    plot.decorate(ax_grad, xlabel="parameter", ylabel="dE_total / dparam",
+                  title=f"gradients (E_total = {results['E_total']:.9f})", grid=False)
     diffs = [abs(results["grads"][k] - results["manual"]["grads"][k]) for k in names]
     ax_diff.bar(xs, np.maximum(diffs, 1e-20), color=plot.COLORS[2])
-    ax_diff.set_yscale("log")
+    plot.decorate(ax_diff, xlabel="parameter", ylabel="|jax.grad - hand| (1e-20 = equal)",
+                  title="difference (float64)", logy=True, grid=False)
     ax_diff.set_ylim(1e-20, 1e-10)
     ax_diff.set_xticks(xs, names)
-    ax_diff.set_title("|jax.grad - hand| (float64)")
-    return [plot.save(fig, f"{out_dir}/backprop_example.png")]
+    return fig

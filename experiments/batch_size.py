@@ -155,7 +155,8 @@ def figures(results, out_dir):
     ax_steps.set_title(f"per step: rises on {100 * noise['rising_steps']:.0f}% of steps;\n"
                        f"per epoch: rises on {100 * noise['rising_epochs']:.0f}% of epochs",
                        fontsize=9)
-    plot.decorate(ax_steps, xlabel="epoch", ylabel="training loss", logy=True, legend_size=7)
+    plot.decorate(ax_steps, xlabel="epoch", ylabel="training loss", logy=True, legend_size=7,
+                  integer_x=True)
 
     for i, (name, row) in enumerate(runs.items()):
         loss = np.asarray(row["train_loss"], np.float64)
@@ -166,7 +167,7 @@ def figures(results, out_dir):
                      color=plot.COLORS[i],
                      label=f"{name} ({row['seconds_per_epoch'] * 1e3:.2g} ms/epoch)")
     plot.decorate(ax_epochs, xlabel="epoch", ylabel="training-set loss (full pass)",
-                  title="equal epochs", logy=True, legend_size=7)
+                  title="equal epochs", logy=True, legend_size=7, integer_x=True)
     budget = results["time_budget_seconds"] * 1e3
     ax_time.axvline(budget, color="k", ls=":", lw=1, label=f"equal-time budget {budget:.3g} ms")
     ax_time.set_xlim(0, 3 * budget)

@@ -173,7 +173,7 @@ def figures(results, out_dir):
                    color=plot.COLORS[i],
                    label=f"{model.upper()} (fit {results[model]['fit_seconds']:.1f}s)")
     ax_err.set_xticks(xs, ["one step", "84 steps (all)", "step 84"])
-    ax_err.set_yscale("log")
+    plot.log_scale(ax_err, "y")
     ax_err.set_ylabel("NRMSE")
     ax_err.set_title("test error")
     ax_err.legend(frameon=False, fontsize=8)

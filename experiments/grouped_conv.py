@@ -58,5 +58,5 @@ def figures(results, out_dir):
         acc = np.asarray(r["val_accuracy"])
         ax_acc.plot(np.arange(1, len(acc) + 1), acc, color=plot.COLORS[i], label=f"groups={g}")
     plot.decorate(ax_acc, xlabel="epoch", ylabel="test accuracy",
-                  title="digits CNN with grouped convolutions")
+                  title="digits CNN with grouped convolutions", integer_x=True)
     return [plot.save(fig, f"{out_dir}/grouped_conv.png")]

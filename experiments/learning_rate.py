@@ -243,7 +243,7 @@ def figures(results, out_dir):
             ax_final.plot([], [], "o", color=color, label=kind)
         ax_final.plot([], [], "kx", ms=10, label="output died (constant)")
         ax_final.axhline(data["initial_loss"], color="k", ls=":", lw=1, label="initial loss")
-        ax_final.set_xscale("log")
+        plot.log_scale(ax_final, "x")
         plot.decorate(ax_final, xlabel="learning rate",
                       ylabel=f"final loss (clipped at {clip:.2g}; open = clipped)",
                       title=f"{name}: final loss after {len(rows[0]['curve'])} steps",
@@ -276,7 +276,7 @@ def _seeds_figure(seeds: dict, out_dir) -> str:
                         label="median over seeds (band: min-max)", clip=clip, points=True)
         ax.plot([], [], "x", color=plot.COLORS[0], label="diverged run (label: count/seeds)")
         ax.axhline(float(np.median(initial)), color="k", ls=":", lw=1, label="initial loss")
-        ax.set_xscale("log")
+        plot.log_scale(ax, "x")
         plot.decorate(ax, xlabel="learning rate",
                       ylabel=f"final loss (clipped at {clip:.2g})", logy=True, legend_size=7,
                       title=f"{name}: {len(initial)} seeds, each its own init")

@@ -106,8 +106,6 @@ def figures(results, out_dir):
         errors = results["perceptron_rule"][gate]["errors_per_epoch"]
         axes[4].plot(np.arange(1, len(errors) + 1), errors, marker="o", ms=3, label=gate,
                      color=plot.COLORS[i])
-    axes[4].set_xlabel("epoch")
-    axes[4].set_ylabel("mistakes in epoch")
-    axes[4].set_title("perceptron rule")
-    axes[4].legend(frameon=False)
+    plot.decorate(axes[4], xlabel="epoch", ylabel="mistakes in epoch", title="perceptron rule",
+                  integer_x=True, grid=False)
     return [plot.save(fig, f"{out_dir}/logic_gates.png")]

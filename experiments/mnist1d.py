@@ -68,5 +68,5 @@ def figures(results, out_dir):
     for i, n in enumerate(names):
         acc = rows[n]["val_accuracy"]
         ax_curve.plot(range(1, len(acc) + 1), acc, color=plot.COLORS[i], label=n)
-    plot.decorate(ax_curve, xlabel="epoch", ylabel="test accuracy")
+    plot.decorate(ax_curve, xlabel="epoch", ylabel="test accuracy", integer_x=True)
     return [plot.save(fig, f"{out_dir}/mnist1d.png")]

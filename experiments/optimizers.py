@@ -264,7 +264,7 @@ def figures(results, out_dir):
     what = (f"{len(sens['seeds'])} seeds, {sens['epochs']} epochs, batch {sens['batch_size']}; "
             f"band: min-max")
     for ax in (ax_loss, ax_acc):
-        ax.set_xscale("log")
+        plot.log_scale(ax, "x")
     plot.decorate(ax_loss, xlabel="learning rate", ylabel=f"final train loss (clipped at "
                   f"{clip:.2g})", logy=True, legend_size=7, title=f"digits MLP: {what}")
     plot.decorate(ax_acc, xlabel="learning rate", ylabel="test accuracy", legend_size=7,

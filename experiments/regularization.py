@@ -267,7 +267,7 @@ def figures(results, out_dir):
         for k, (ax, (v, h)) in enumerate(zip(axes, weights.items())):
             ax.stairs(np.asarray(h["counts"]), np.asarray(h["edges"], np.float64), fill=True,
                       color=plot.COLORS[k])
-            ax.set_yscale("log")
+            plot.log_scale(ax, "y")
             stats = variants[v]["first_layer"]
             ax.set_title(f"{LABELS[v]}: {100 * stats['near_zero_fraction']:.0f}% below "
                          f"{results.get('config', {}).get('near_zero', CONFIG['near_zero']):g}, "

@@ -79,15 +79,15 @@ def figures(results, out_dir):
     for i, name in enumerate(("resnet", "plain")):
         r = results[name]
         norms = np.asarray(r["grad_norms"])
-        ax_grad.semilogy(np.arange(1, len(norms) + 1), norms, "o-", ms=3, color=plot.COLORS[i],
-                         label=name)
+        ax_grad.plot(np.arange(1, len(norms) + 1), norms, "o-", ms=3, color=plot.COLORS[i],
+                     label=name)
         ax_loss.plot(np.arange(1, len(r["loss"]) + 1), r["loss"], color=plot.COLORS[i], label=name)
         ax_acc.plot(np.arange(1, len(r["val_accuracy"]) + 1), r["val_accuracy"],
                     color=plot.COLORS[i], label=name)
     ax_grad.set_xlabel("convolution (input side first)")
     ax_grad.set_ylabel("||dL/dW|| at init")
     ax_grad.set_title(f"gradient norms, depth {results['depth']}")
-    plot.decorate(ax_grad)
-    plot.decorate(ax_loss, xlabel="epoch", title="train loss", logy=True)
-    plot.decorate(ax_acc, xlabel="epoch", title="test accuracy")
+    plot.decorate(ax_grad, logy=True, integer_x=True)
+    plot.decorate(ax_loss, xlabel="epoch", title="train loss", logy=True, integer_x=True)
+    plot.decorate(ax_acc, xlabel="epoch", title="test accuracy", integer_x=True)
     return [plot.save(fig, f"{out_dir}/resnet_vs_plain.png")]

@@ -124,8 +124,8 @@ def figures(results, out_dir):
     for k, f in enumerate(names):
         ax.plot(widths, results["test_mse"][f], "o-", color=plot.COLORS[k],
                 label=f + (" (training points: noise)" if f == "rand" else ""))
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    plot.log_scale(ax, "x", base=2)
+    plot.log_scale(ax, "y")
     ax.set_xlabel("hidden units (one tanh layer)")
     ax.set_ylabel("mean squared error (best of seeds)")
     ax.set_title("error vs width")

@@ -1,5 +1,6 @@
-"""The ``fnn`` command: ``fnn list``, ``fnn run [NAME...] [--quick] [--out DIR]``, ``fnn info``,
-``fnn report [--out DIR]``, ``fnn compare-optimizers``.
+"""The ``fnn`` command: ``fnn list``, ``fnn run [NAME...] [--quick] [--out DIR] [--set K=V]``,
+``fnn info``, ``fnn report [DIR]``, ``fnn compare-optimizers``. The global options
+(``--cache-dir``, ``--no-compile-cache``) go before or after the subcommand.
 
 The experiments live in the top-level ``experiments`` package, which sits on top of fnn; it
 is imported here lazily so that nothing in the library itself depends on it.
@@ -18,13 +19,15 @@ def _experiments():
 
 
 def _parse_override(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` -> (KEY, the Python literal VALUE, or VALUE as a string); the
+    experiment's CONFIG then checks the value's form (``experiments.config_for``)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. steps=500), got {text!r}")
     try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+        return key.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return key.strip(), value.strip()
 
 
 def cmd_list(args) -> int:
@@ -37,11 +40,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from fnn.report import write_report
+
     experiments = _experiments()
     names = args.names or list(experiments.DEFAULT_SUITE)
-    for name in names:  # fail on a typo before spending any time
-        experiments.load(name)
     overrides = dict(args.set or [])
+    for name in names:  # fail on a typo (a name, a key, a value) before spending any time
+        experiments.config_for(name, args.quick, overrides)
     total = time.perf_counter()
     for name in names:
         start = time.perf_counter()
@@ -54,18 +59,18 @@ def cmd_run(args) -> int:
         print(f"   wrote {args.out}/{name}/results.json and {len(record['figures'])} figure(s) "
               f"in {time.perf_counter() - start:.1f}s", flush=True)
     print(f"done: {len(names)} experiment(s) in {time.perf_counter() - total:.1f}s")
-    if not args.names:  # the full default suite: end with the report page
-        from fnn.report import write_report
-
-        print(f"wrote {write_report(args.out)}")
+    print(f"wrote {write_report(args.out)}")  # every run under --out, not only these
     return 0
 
 
 def cmd_report(args) -> int:
-    """Collect OUT/*/results.json and their figures into one self-contained HTML page."""
+    """Collect DIR/*/results.json and their figures into one self-contained HTML page."""
     from fnn.report import write_report
 
-    print(f"wrote {write_report(args.out, args.output)}")
+    if args.folder is not None and args.out is not None and args.folder != args.out:
+        raise ValueError(f"report: give the results folder once, as DIR or as --out (got "
+                         f"{args.folder!r} and --out {args.out!r})")
+    print(f"wrote {write_report(args.folder or args.out or 'runs', args.output)}")
     return 0
 
 
@@ -148,29 +153,43 @@ def cmd_compare_optimizers(args) -> int:
     return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every subcommand takes, before or after its name. The subcommands' copies
+    (``suppress``) default to ``argparse.SUPPRESS``, so they never overwrite a value given
+    before the subcommand."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--cache-dir", **default, help="persistent compilation cache folder "
+                        "(default: $FNN_CACHE_DIR or ~/.cache/fnn/jax)")
+    parser.add_argument("--no-compile-cache", action="store_true", **default,
+                        help="do not use the persistent compilation cache")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fnn", description="functional neural networks in JAX")
-    parser.add_argument("--cache-dir", help="persistent compilation cache folder (default: "
-                        "$FNN_CACHE_DIR or ~/.cache/fnn/jax)")
-    parser.add_argument("--no-compile-cache", action="store_true",
-                        help="do not use the persistent compilation cache")
+    _global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the experiments").set_defaults(func=cmd_list)
-    run = sub.add_parser("run", help="run experiments (default: the default suite)")
+    add = lambda name, **kw: sub.add_parser(name, parents=[common], **kw)
+    add("list", help="list the experiments").set_defaults(func=cmd_list)
+    run = add("run", help="run experiments (default: the default suite), then write the report")
     run.add_argument("names", nargs="*", help="experiment names (see `fnn list`)")
     run.add_argument("--quick", action="store_true", help="small configs (seconds, for tests)")
-    run.add_argument("--out", default="runs", help="output folder (default: runs)")
+    run.add_argument("--out", default="runs", help="output folder (default: runs); the report "
+                     "page is OUT/report.html")
     run.add_argument("--set", action="append", type=_parse_override, metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set steps=500")
+                     help="override a config value, e.g. --set steps=500 (checked against the "
+                     "experiment's CONFIG)")
     run.set_defaults(func=cmd_run)
-    sub.add_parser("info", help="versions and devices").set_defaults(func=cmd_info)
-    report = sub.add_parser("report", help="one HTML page from the results of `fnn run`")
-    report.add_argument("--out", default="runs", help="the folder `fnn run --out` wrote "
-                        "(default: runs)")
-    report.add_argument("--output", help="the page to write (default: OUT/report.html)")
+    add("info", help="versions and devices").set_defaults(func=cmd_info)
+    report = add("report", help="one HTML page from the results of `fnn run`")
+    report.add_argument("folder", nargs="?", metavar="DIR", help="the folder `fnn run --out` "
+                        "wrote (default: runs)")
+    report.add_argument("--out", help="the same folder, as an option")
+    report.add_argument("--output", help="the page to write (default: DIR/report.html)")
     report.set_defaults(func=cmd_report)
-    comp = sub.add_parser("compare-optimizers",
-                          help="train one problem with several optimizers (fnn vs optax)")
+    comp = add("compare-optimizers",
+               help="train one problem with several optimizers (fnn vs optax)")
     comp.add_argument("--optimizers", default="sgd,adam", help="comma-separated names")
     comp.add_argument("--problem", choices=("quadratic", "rosenbrock", "mlp"), default="mlp")
     comp.add_argument("--learning-rate", type=float, default=0.01)

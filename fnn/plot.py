@@ -8,9 +8,10 @@ from typing import Callable, Mapping
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
-__all__ = ["figure", "save", "decorate", "loss_curves", "decision_regions", "latent_scatter",
-           "COLORS"]
+__all__ = ["figure", "save", "decorate", "log_scale", "integer_ticks", "loss_curves",
+           "decision_regions", "latent_scatter", "COLORS"]
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -30,13 +31,48 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> str:
     return str(path)
 
 
+class _LogTicks(LogFormatterSciNotation):
+    """Matplotlib's log-axis labels (10^-3, 2x10^-1), but plain decimals (0.76, 0.8) on an
+    axis that spans less than two decades, where the scientific form reads badly."""
+
+    def __call__(self, x, pos=None):
+        label = super().__call__(x, pos)
+        low, high = sorted(self.axis.get_view_interval())
+        if not label or low <= 0 or high / low >= 100:
+            return label
+        return np.format_float_positional(x, precision=3, fractional=False, trim="-")
+
+
+def log_scale(ax, axis: str = "y", base: float = 10) -> None:
+    """A log scale on ``ax``'s ``axis`` ('x' or 'y') whose tick labels are plain decimals
+    when the axis spans less than two decades (``_LogTicks``)."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"log_scale: axis must be 'x' or 'y', got {axis!r}")
+    getattr(ax, f"set_{axis}scale")("log", base=base)
+    target = getattr(ax, f"{axis}axis")
+    target.set_major_formatter(_LogTicks(base))
+    target.set_minor_formatter(_LogTicks(base, labelOnlyBase=False))
+
+
+def integer_ticks(ax, axis: str = "x") -> None:
+    """Ticks only at integers on ``ax``'s ``axis`` (epochs, steps: a 2-epoch run gets 1 and 2,
+    never 1.25)."""
+    if axis not in ("x", "y"):
+        raise ValueError(f"integer_ticks: axis must be 'x' or 'y', got {axis!r}")
+    locator = MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True)  # as AutoLocator
+    getattr(ax, f"{axis}axis").set_major_locator(locator)
+
+
 def decorate(ax, *, xlabel: str | None = None, ylabel: str | None = None,
              title: str | None = None, logy: bool = False, legend_size: float | None = None,
-             grid: bool = True) -> None:
-    """Label an axis the way fnn's figures do: labels, title, optional log y, a light grid
-    and a frameless legend (when any artist has a label)."""
+             grid: bool = True, integer_x: bool = False) -> None:
+    """Label an axis the way fnn's figures do: labels, title, optional log y (``log_scale``)
+    and integer x ticks (``integer_ticks``, for epochs and steps), a light grid and a
+    frameless legend (when any artist has a label)."""
     if logy:
-        ax.set_yscale("log")
+        log_scale(ax, "y")
+    if integer_x:
+        integer_ticks(ax, "x")
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -60,11 +96,11 @@ def latent_scatter(fig, ax, z, labels, *, title: str | None = None) -> None:
 def loss_curves(ax, curves: Mapping[str, np.ndarray], *, xlabel: str = "step",
                 ylabel: str = "loss", logy: bool = True, title: str | None = None,
                 styles: Mapping[str, dict] | None = None) -> None:
-    """Plot each named curve against its index (step or epoch)."""
+    """Plot each named curve against its index (step or epoch, 1, 2, ...: integer ticks)."""
     for i, (label, values) in enumerate(curves.items()):
         style = {"color": COLORS[i % len(COLORS)], "lw": 1.6, **((styles or {}).get(label, {}))}
         ax.plot(np.arange(1, len(values) + 1), np.asarray(values), label=label, **style)
-    decorate(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy)
+    decorate(ax, xlabel=xlabel, ylabel=ylabel, title=title, logy=logy, integer_x=True)
 
 
 def decision_regions(ax, predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,

@@ -3,7 +3,8 @@
 ``fnn run`` writes ``OUT/NAME/results.json`` and ``OUT/NAME/*.png`` for every experiment;
 :func:`write_report` reads them back (it never imports the experiments) and writes
 ``OUT/report.html``: an overview table (experiment, the claim of the notes it tests, whether
-the numbers support it, the one-line summary), then one section per experiment with the
+the numbers support it — a quick run, too small to answer, gets no verdict —, the one-line
+summary), then one section per experiment with the
 claim (Chinese original and English translation), the criterion and each check with its
 measured value, the key numbers and every figure embedded as a base64 PNG data URI, so the
 page can be mailed or opened anywhere without the folder.
@@ -67,9 +68,16 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _quick(results: dict) -> bool:
+    return bool((results.get("meta") or {}).get("quick"))
+
+
 def _verdict(results: dict) -> tuple[str, str]:
-    """(css class, label) of an experiment's verdict."""
+    """(css class, label) of an experiment's verdict. A quick run (the small config for
+    tests) gets no verdict: its numbers are too small to answer the claim."""
     supported = results.get("supported")
+    if supported is not None and _quick(results):
+        return "quick", "quick run"
     if supported is True:
         return "yes", "supported"
     if supported is False:
@@ -147,6 +155,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 font-weight:600;white-space:nowrap}
 .yes{background:#dff3e4;color:#13652c}.no{background:#fde2e1;color:#a4161a}
 .none{background:#eceff3;color:#555}.err{background:#fff3cd;color:#7a5b00}
+.quick{background:#e6eefa;color:#2b4c7e}
+.quicknote{margin:8px 0;padding:8px 12px;background:#e6eefa;border-radius:6px;font-size:13.5px}
 section{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:18px 22px;
 margin:22px 0}
 .meta{color:#666;font-size:12.5px;margin-bottom:10px}
@@ -170,7 +180,7 @@ def _overview(runs: list[dict]) -> str:
         claims = _claims(r)
         claim = _short(claims[0].get("en", "")) if claims else "—"
         seconds = (r.get("meta") or {}).get("seconds")
-        quick = (r.get("meta") or {}).get("quick")
+        quick = _quick(r)
         checks = [c for c in r.get("checks") or [] if isinstance(c, dict)]
         held = (f"<br><small>{sum(bool(c.get('ok')) for c in checks)}/{len(checks)} checks "
                 f"hold</small>" if checks else "")
@@ -184,16 +194,18 @@ def _overview(runs: list[dict]) -> str:
             "<th>summary (key numbers)</th><th>run time</th></tr>" + "".join(rows) + "</table>")
 
 
-def _checks_table(checks: list) -> str:
+def _checks_table(checks: list, quick: bool = False) -> str:
+    """The checks with their measured values; a quick run's are shown without colour."""
     rows = []
     for c in checks:
         if not isinstance(c, dict):
             continue
         ok = bool(c.get("ok"))
+        css = "" if quick else f" class='{'ok' if ok else 'fail'}'"
         rows.append(f"<tr><td>{_e(c.get('what', ''))}</td>"
                     f"<td class='num'>{_e(_num(c.get('value')))}</td>"
                     f"<td class='num'>{_e(c.get('op', ''))} {_e(_num(c.get('threshold')))}</td>"
-                    f"<td class='{'ok' if ok else 'fail'}'>{'holds' if ok else 'fails'}</td></tr>")
+                    f"<td{css}>{'holds' if ok else 'fails'}</td></tr>")
     if not rows:
         return ""
     return ("<table><tr><th>check (computed from the numbers)</th><th>measured</th>"
@@ -211,6 +223,11 @@ def _section(entry: dict) -> str:
         bits.insert(0, "quick config")
     if bits:
         parts.append(f"<div class='meta'>{' · '.join(bits)}</div>")
+    if css == "quick":
+        parts.append(f"<div class='quicknote'>A quick run: the small config for tests. Its "
+                     f"checks are computed below, but its numbers are too small to answer the "
+                     f"claim, so it has no verdict; <code>fnn run {_e(name)}</code> gives "
+                     f"one.</div>")
     if "error" in entry:
         parts.append(f"<p>{_e(entry['error'])}</p>")
     for claim in _claims(r):
@@ -224,7 +241,7 @@ def _section(entry: dict) -> str:
         parts.append(f"<div class='summary'>{_e(r['summary'])}</div>")
     checks = r.get("checks")
     if isinstance(checks, list) and checks:
-        parts.append(_checks_table(checks))
+        parts.append(_checks_table(checks, quick=css == "quick"))
     else:
         scalars = _scalars(r)
         if scalars:
@@ -248,11 +265,13 @@ def render(out_dir: str | Path, *, title: str = "fnn experiments") -> str:
     verdicts = [_verdict(e["results"])[0] for e in runs if "error" not in e]
     counts = (f"{len(runs)} experiment(s): {verdicts.count('yes')} supported, "
               f"{verdicts.count('no')} not supported, {verdicts.count('none')} without a claim"
+              + (f", {verdicts.count('quick')} quick run(s) without a verdict"
+                 if "quick" in verdicts else "")
               + (f", {len(runs) - len(verdicts)} unreadable" if len(runs) > len(verdicts) else ""))
-    quick = sum(bool((e["results"].get("meta") or {}).get("quick")) for e in runs)
+    quick = sum(_quick(e["results"]) for e in runs)
     if quick:
-        counts += (f" — {quick} ran the quick config (small, for tests): their numbers and "
-                   f"verdicts are not the experiments' answers; run `fnn run NAME` for those")
+        counts += (f" — {quick} ran the quick config (small, for tests): their numbers are not "
+                   f"the experiments' answers; run `fnn run NAME` for those")
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (f"<h1>{_e(title)}</h1><p class='sub'>Results under <code>{_e(Path(out_dir))}</code>, "
             f"page written {stamp}. Each experiment tests a sentence of the study notes; "

@@ -1,5 +1,8 @@
-"""Test-wide JAX settings: silent dtype or rank promotion is an error in fnn's tests."""
+"""Test-wide JAX settings: silent dtype or rank promotion is an error in fnn's tests. And the
+``quick_run`` fixture: each experiment's quick run, once per session."""
 import atexit
+import functools
+import json
 import os
 import shutil
 import tempfile
@@ -24,3 +27,24 @@ def x64():
     """Run the test body with 64-bit floats enabled (derivation checks run in float64)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """``quick_run(name) -> (results, folder)``: ``experiments.run_experiment(name,
+    quick=True)``'s results.json as written, and the folder holding it and the figures.
+    Each experiment runs once per session, however many tests read it."""
+    import experiments
+
+    root = tmp_path_factory.mktemp("quick-runs")
+
+    @functools.cache
+    def run(name):
+        experiments.run_experiment(name, root, quick=True)
+        return root / name
+
+    def result(name):
+        folder = run(name)
+        return json.loads((folder / "results.json").read_text()), folder
+
+    return result

@@ -5,18 +5,18 @@ import pytest
 import experiments
 
 
-def _run(name, tmp_path):
-    record = experiments.run_experiment(name, tmp_path, quick=True)
+def _run(name, quick_run):
+    record, folder = quick_run(name)
+    assert record["figures"]
     for figure in record["figures"]:
-        assert (tmp_path / name / figure).read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / name / "results.json").exists()
+        assert (folder / figure).read_bytes()[:4] == b"\x89PNG"
     return record
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn"])
-def test_digits_classifiers(name, tmp_path):
-    r = _run(name, tmp_path)
+def test_digits_classifiers(name, quick_run):
+    r = _run(name, quick_run)
     confusion = np.asarray(r["confusion"])
     assert confusion.shape == (10, 10) and confusion.sum() == 360
     assert r["test_accuracy"] == pytest.approx(np.trace(confusion) / 360)
@@ -25,8 +25,8 @@ def test_digits_classifiers(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_grouped_conv_counts_match_the_notes(tmp_path):
-    r = _run("grouped_conv", tmp_path)
+def test_grouped_conv_counts_match_the_notes(quick_run):
+    r = _run("grouped_conv", quick_run)
     assert {g: row["weights"] for g, row in r["groups"].items()} == {"1": 18432, "2": 9216, "4": 4608}
     assert all(row["matches_notes"] and row["biases"] == 64 for row in r["groups"].values())
     assert [row["kernel_shape"] for row in r["groups"].values()] == [[3, 3, 32, 64], [3, 3, 16, 64],
@@ -34,8 +34,8 @@ def test_grouped_conv_counts_match_the_notes(tmp_path):
 
 
 @pytest.mark.slow
-def test_resnet_vs_plain(tmp_path):
-    r = _run("resnet_vs_plain", tmp_path)
+def test_resnet_vs_plain(quick_run):
+    r = _run("resnet_vs_plain", quick_run)
     for name in ("resnet", "plain"):
         norms = r[name]["grad_norms"]
         assert len(norms) == r["depth"] - 1 and all(n > 0 for n in norms)
@@ -43,8 +43,8 @@ def test_resnet_vs_plain(tmp_path):
 
 
 @pytest.mark.slow
-def test_mnist1d_lists_paper_and_fnn(tmp_path):
-    r = _run("mnist1d", tmp_path)
+def test_mnist1d_lists_paper_and_fnn(quick_run):
+    r = _run("mnist1d", quick_run)
     assert {k: v["published"] for k, v in r["models"].items()} == {
         "logistic": 0.32, "mlp": 0.68, "cnn": 0.94, "gru": 0.91}
     assert all(v["fnn"] > 0.15 for v in r["models"].values())     # chance is 0.10

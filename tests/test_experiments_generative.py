@@ -1,6 +1,4 @@
 """The generative experiments (autoencoder, vae, gan) run end to end with QUICK configs."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -27,17 +25,16 @@ def test_quality_entropy_and_confidence():
     assert collapsed["entropy"] == 0.0 and collapsed["histogram"][3] == 50
 
 
-def _run(name, tmp_path):
-    record = experiments.run_experiment(name, tmp_path, quick=True)
+def _run(name, quick_run):
+    record, folder = quick_run(name)
     for figure in record["figures"]:
-        assert (Path(tmp_path) / name / figure).stat().st_size > 1000
-    assert (Path(tmp_path) / name / "results.json").exists()
+        assert (folder / figure).stat().st_size > 1000
     return record
 
 
 @pytest.mark.slow
-def test_autoencoder_quick(tmp_path):
-    r = _run("autoencoder", tmp_path)
+def test_autoencoder_quick(quick_run):
+    r = _run("autoencoder", quick_run)
     assert len(r["figures"]) == 3
     assert all(0 < m["test_mse"] < 0.2 for m in r["models"].values())
     assert len(r["latent_2d"]["z"][0]) == 2
@@ -45,15 +42,15 @@ def test_autoencoder_quick(tmp_path):
 
 
 @pytest.mark.slow
-def test_vae_quick(tmp_path):
-    r = _run("vae", tmp_path)
+def test_vae_quick(quick_run):
+    r = _run("vae", quick_run)
     assert len(r["test_elbo_per_epoch"]) == experiments.load("vae").QUICK["epochs"]
     assert r["test_elbo"] < 0 and len(r["figures"]) == 4
 
 
 @pytest.mark.slow
-def test_gan_quick(tmp_path):
-    r = _run("gan", tmp_path)
+def test_gan_quick(quick_run):
+    r = _run("gan", quick_run)
     assert sorted(r["snapshots"], key=int) == ["0", "2"]
     q = r["sample_quality"]
     assert 0.0 < q["confidence"] <= 1.0 and 0.0 <= q["entropy"] <= q["max_entropy"]

@@ -1,6 +1,4 @@
 """The recurrent experiments' --quick configs run end to end and write their results and figures."""
-import json
-
 import numpy as np
 import pytest
 
@@ -9,20 +7,19 @@ import experiments
 pytestmark = pytest.mark.slow
 
 
-def _run(name, tmp_path):
-    record = experiments.run_experiment(name, tmp_path, quick=True)
-    written = json.loads((tmp_path / name / "results.json").read_text())
+def _run(name, quick_run):
+    written, folder = quick_run(name)
     assert written["meta"]["experiment"] == name and written["meta"]["quick"]
     assert written["figures"]
     for figure in written["figures"]:
-        png = (tmp_path / name / figure).read_bytes()
+        png = (folder / figure).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert isinstance(written["summary"], str)
     return written
 
 
-def test_memory_length(tmp_path):
-    r = _run("memory_length", tmp_path)
+def test_memory_length(quick_run):
+    r = _run("memory_length", quick_run)
     quick = experiments.config_for("memory_length", quick=True)
     assert r["claim"].startswith("seed 000") and isinstance(r["supported"], bool)
     assert r["baseline_mse"] == pytest.approx(1 / 6)
@@ -39,18 +36,18 @@ def test_memory_length(tmp_path):
     assert ev["rnn_test_mse_at_100"] is None  # the quick config has no T = 100
 
 
-def test_esn_forecast(tmp_path):
-    r = _run("esn_forecast", tmp_path)
+def test_esn_forecast(quick_run):
+    r = _run("esn_forecast", quick_run)
     for model in ("esn", "lstm"):
-        for key in ("one_step_nrmse", "nrmse_84", "free_run_nrmse", "fit_seconds"):
+        for key in ("one_step_nrmse", "nrmse_84", "free_run_nrmse"):
             assert np.isfinite(r[model][key]) and r[model][key] > 0
     assert r["esn"]["one_step_nrmse"] < 0.05  # even 100 units predict one step well
     quick = experiments.config_for("esn_forecast", quick=True)
     assert len(r["plot"]["esn_free"]) == quick["horizon"] == 84
 
 
-def test_mnist1d_gru(tmp_path):
-    r = _run("mnist1d_gru", tmp_path)
+def test_mnist1d_gru(quick_run):
+    r = _run("mnist1d_gru", quick_run)
     assert r["published"] == 0.91
     assert r["params"] == 2 * (1 * 18 + 6 * 18 + 18 + 6) + 480 * 10 + 10
     assert 0.1 < r["test_accuracy"] <= 1.0  # one epoch: better than chance

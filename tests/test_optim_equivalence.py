@@ -8,6 +8,9 @@ the stacked parameter trajectories must agree after every step. To keep compilat
 all cases of one dtype are compiled together (one program for fnn, one for optax) and each
 test reads its own trajectories. fnn runs under the suite's strict dtype promotion; optax
 (the reference) needs standard promotion.
+
+This file is the one place that checks fnn's optimizers against optax's numbers; the other
+optimizer tests (torch semantics, compare, the optimizers experiment) rely on it.
 """
 import concurrent.futures
 
@@ -82,6 +85,9 @@ OPTIMIZERS = {
     "rmsprop_eps_outside": lambda m: m.rmsprop(0.01, decay=0.99, eps_in_sqrt=False),
     "rmsprop_bias_correction": lambda m: m.rmsprop(0.01, bias_correction=True),
     "rmsprop_centered_momentum": lambda m: m.rmsprop(0.01, centered=True, momentum=0.9),
+    "rmsprop_schedule_momentum": lambda m: m.rmsprop(
+        m.piecewise_constant_schedule(0.01, {50: 0.1}), decay=0.99, eps_in_sqrt=False,
+        momentum=0.9),
     "rmsprop_everything": lambda m: m.rmsprop(
         0.01, decay=0.95, eps=1e-6, initial_scale=0.1, eps_in_sqrt=False, centered=True,
         momentum=0.9, nesterov=True, bias_correction=True),

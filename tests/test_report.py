@@ -3,10 +3,10 @@ summary and figures (embedded as data URIs); `fnn report` and `fnn run` write it
 import base64
 import json
 import re
+import shutil
 
 import pytest
 
-import experiments
 from fnn import cli, plot, report
 
 
@@ -16,13 +16,13 @@ def _png(path):
     return plot.save(fig, path, dpi=60)
 
 
-def _fake_run(root, name, results, figures=("a.png",)):
+def _fake_run(root, name, results, figures=("a.png",), quick=False):
     folder = root / name
     folder.mkdir(parents=True)
     for f in figures:
         _png(folder / f)
     (folder / "results.json").write_text(json.dumps(
-        {**results, "figures": list(figures), "meta": {"experiment": name, "quick": True,
+        {**results, "figures": list(figures), "meta": {"experiment": name, "quick": quick,
                                                       "seconds": 1.25}}))
 
 
@@ -42,7 +42,8 @@ def test_report_shows_every_experiment_with_claim_verdict_and_embedded_figures(t
                                     "criterion": "c", "supported": False, "summary": "no",
                                     "checks": [{"what": "gap", "value": None, "op": ">",
                                                 "threshold": 2.0, "ok": False}]})
-    _fake_run(tmp_path, "plain", {"summary": "no claim here", "speedup": 3.5, "E_total": 0.29})
+    _fake_run(tmp_path, "plain", {"summary": "no claim here", "speedup": 3.5, "E_total": 0.29},
+              quick=True)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
 
@@ -74,31 +75,55 @@ def test_report_flags_a_missing_figure_and_rejects_a_missing_folder(tmp_path):
         report.render(tmp_path / "nope")
 
 
-def test_cli_report_and_default_suite_run_write_the_page(tmp_path, monkeypatch, capsys):
+def test_a_quick_run_has_no_verdict_and_its_card_says_why(tmp_path):
+    checks = [{"what": "gap", "value": 0.5, "op": ">", "threshold": 2.0, "ok": False}]
+    claim = {"zh": "效果不如", "en": "does worse", "source": "s"}
+    _fake_run(tmp_path, "small", {"claim": claim, "criterion": "c", "supported": False,
+                                  "summary": "s", "checks": checks}, quick=True)
+    _fake_run(tmp_path, "full", {"claim": claim, "criterion": "c", "supported": False,
+                                 "summary": "s", "checks": checks})
+    page = report.render(tmp_path)
+    small, full = _sections(page)["small"], _sections(page)["full"]
+    assert "<span class='badge quick'>quick run</span>" in small
+    assert "not supported" not in small and "class='fail'" not in small
+    assert "A quick run" in small and "fnn run small" in small and "fails" in small
+    assert "<span class='badge no'>not supported</span>" in full and "class='fail'" in full
+    assert "A quick run" not in full
+    overview = page.split("<section", 1)[0]
+    assert overview.count("badge quick'>quick run") == 1
+    assert "2 experiment(s): 0 supported, 1 not supported, 0 without a claim, 1 quick run(s) " \
+           "without a verdict" in page
+
+
+def test_cli_report_takes_the_folder_as_an_argument_and_run_writes_the_page(tmp_path, capsys):
     _fake_run(tmp_path / "a", "x", {"summary": "s"})
+    assert cli.main(["report", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'a' / 'report.html'}\n"
     assert cli.main(["report", "--out", str(tmp_path / "a"), "--output",
                      str(tmp_path / "page.html")]) == 0
     assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")
-    assert cli.main(["report", "--out", str(tmp_path / "missing")]) == 2
-    monkeypatch.setattr(experiments, "DEFAULT_SUITE", ("backprop_example",))
-    assert cli.main(["--no-compile-cache", "run", "--out", str(tmp_path / "b")]) == 0
-    assert "backprop_example" in _sections((tmp_path / "b" / "report.html").read_text())
-    assert cli.main(["--no-compile-cache", "run", "backprop_example", "--out",
-                     str(tmp_path / "c")]) == 0
-    assert not (tmp_path / "c" / "report.html").exists(), "named runs do not write the page"
+    # a named run writes (or refreshes) OUT/report.html with every run under OUT
+    _fake_run(tmp_path / "b", "x", {"summary": "s"})
+    assert cli.main(["run", "backprop_example", "--out", str(tmp_path / "b"),
+                     "--no-compile-cache"]) == 0
+    page = tmp_path / "b" / "report.html"
+    assert capsys.readouterr().out.endswith(f"wrote {page}\n")
+    assert set(_sections(page.read_text())) == {"x", "backprop_example"}
 
 
 @pytest.mark.slow
-def test_report_from_quick_runs(tmp_path):
-    for name in ("learning_rate", "playground", "backprop_example"):
-        experiments.run_experiment(name, tmp_path, quick=True)
+def test_report_from_quick_runs(tmp_path, quick_run):
+    names = ("learning_rate", "playground", "backprop_example")
+    for name in names:
+        shutil.copytree(quick_run(name)[1], tmp_path / name)
     page = report.write_report(tmp_path).read_text(encoding="utf-8")
     sections = _sections(page)
-    for name in ("learning_rate", "playground", "backprop_example"):
+    assert set(sections) == set(names)
+    for name in names:
         results = json.loads((tmp_path / name / "results.json").read_text())
         html = sections[name]
         assert html.count("src='data:image/png;base64,") == len(results["figures"]) > 0
         assert f"href='#{name}'" in page
-        if "claim" in results:
+        if "claim" in results:   # quick runs: a claim, but no verdict
             assert results["claim"]["zh"] in html and results["claim"]["en"] in html
-            assert ("not supported" if not results["supported"] else "supported") in html
+            assert "<span class='badge quick'>quick run</span>" in html
