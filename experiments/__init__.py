@@ -79,17 +79,8 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def run_experiment(name: str, out_dir: str | Path = "runs", *, quick: bool = False,
-                   overrides: dict | None = None) -> dict:
-    """Run one experiment; write ``out_dir/name/results.json`` and its figures; return results."""
-    import jax
-
-    import fnn
-
-    module = load(name)
-    config = config_for(name, quick, overrides)
-    target = Path(out_dir) / name
-    try:  # fail before spending any time on the run
+def _check_writable(target: Path) -> None:
+    try:
         target.mkdir(parents=True, exist_ok=True)
         probe = target / ".write-test"
         probe.write_bytes(b"")
@@ -97,10 +88,28 @@ def run_experiment(name: str, out_dir: str | Path = "runs", *, quick: bool = Fal
     except OSError as error:
         raise ValueError(f"run_experiment: cannot write results to {str(target)!r}: "
                          f"{error.strerror or error}; pass an out_dir you can write to") from error
+
+
+def run_experiment(name: str, out_dir: str | Path = "runs", *, quick: bool = False,
+                   overrides: dict | None = None) -> dict:
+    """Run one experiment; write ``out_dir/name/results.json`` and its figures; return results.
+
+    With several processes (``jax.distributed``) every process runs it and only process 0
+    writes."""
+    import jax
+
+    import fnn
+
+    module = load(name)
+    config = config_for(name, quick, overrides)
+    target = Path(out_dir) / name
+    primary = fnn.sharding.is_primary()
+    if primary:
+        _check_writable(target)  # fail before spending any time on the run
     start = time.perf_counter()
     results = module.run(config)
     seconds = time.perf_counter() - start
-    figures = module.figures(results, target)
+    figures = module.figures(results, target) if primary else []
     record = {
         **to_json(results),
         "config": to_json(config),
@@ -109,5 +118,6 @@ def run_experiment(name: str, out_dir: str | Path = "runs", *, quick: bool = Fal
                  "fnn": fnn.__version__, "jax": jax.__version__,
                  "backend": jax.default_backend()},
     }
-    (target / "results.json").write_text(json.dumps(record, indent=2) + "\n")
+    if primary:
+        (target / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

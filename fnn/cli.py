@@ -41,6 +41,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from fnn.report import write_report
+    from fnn.sharding import is_primary as fnn_primary
 
     experiments = _experiments()
     names = args.names or list(experiments.DEFAULT_SUITE)
@@ -59,7 +60,8 @@ def cmd_run(args) -> int:
         print(f"   wrote {args.out}/{name}/results.json and {len(record['figures'])} figure(s) "
               f"in {time.perf_counter() - start:.1f}s", flush=True)
     print(f"done: {len(names)} experiment(s) in {time.perf_counter() - total:.1f}s")
-    print(f"wrote {write_report(args.out)}")  # every run under --out, not only these
+    if fnn_primary():  # with several processes, process 0 writes
+        print(f"wrote {write_report(args.out)}")  # every run under --out, not only these
     return 0
 
 
