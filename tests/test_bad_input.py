@@ -127,7 +127,7 @@ CASES = [
      r"unknown experiment 'quadrnt'; did you mean 'quadrant'\?"),
     ("unknown experiment config key",
      lambda t: experiments.config_for("quadrant", overrides={"stpes": 3}), ValueError,
-     r"quadrant: unknown config key 'stpes'; did you mean 'steps'\?"),
+     r"quadrant: config key must be one of 'steps', .*, got 'stpes'; did you mean 'steps'\?"),
     ("unknown optimizer", lambda t: compare_optimizers(t, "--optimizers", "adamm"), ValueError,
      r"unknown optimizer 'adamm'; did you mean 'adam'\?"),
     ("unknown on_nonfinite", lambda t: fit(on_nonfinite="rasie"), ValueError,
