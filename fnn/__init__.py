@@ -9,7 +9,7 @@ Networks are pure functions over parameter pytrees::
 Re-exports only; every name lives in (and is documented by) its own module.
 """
 from fnn import (activations, checkpoint, data, initializers, interop, layers, losses, models,
-                 optim, sharding)
+                 optim, precision, sharding)
 from fnn.activations import (Activation, Maxout, elu, gelu, leaky_relu, log_softmax, relu, selu,
                              sigmoid, softmax, softplus, step, swish, tanh)
 from fnn.check import gradcheck, tree_max_rel_diff
@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     # modules
     "activations", "checkpoint", "data", "initializers", "interop", "layers", "losses",
-    "models", "optim", "sharding",
+    "models", "optim", "precision", "sharding",
     # the layer protocol and combinators (fnn.core)
     "Layer", "Lambda", "as_layer", "identity", "serial", "parallel", "fan_out", "fan_in_sum",
     "fan_in_concat", "residual", "composite", "per_example", "check_params", "ParamsError",

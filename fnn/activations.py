@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from fnn import initializers
 from fnn._names import did_you_mean
 from fnn.core import Lambda, Layer, ParamsError, check_shape, require_params
+from fnn.precision import at_least_float32
 from fnn.validation import positive_int
 
 __all__ = [
@@ -79,13 +80,19 @@ def swish(x):
 
 
 def softmax(x):
-    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along the last axis (max-shifted for stability)."""
-    return jax.nn.softmax(x, axis=-1)
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along the last axis (max-shifted for stability;
+    float16/bfloat16 inputs are computed in float32 and returned in their own dtype)."""
+    wide = at_least_float32(x)
+    y = jax.nn.softmax(wide, axis=-1)
+    return y if wide is x else y.astype(x.dtype)
 
 
 def log_softmax(x):
-    """log softmax(x)_i = x_i - logsumexp(x) along the last axis."""
-    return jax.nn.log_softmax(x, axis=-1)
+    """log softmax(x)_i = x_i - logsumexp(x) along the last axis (float16/bfloat16 inputs are
+    computed in float32 and returned in their own dtype)."""
+    wide = at_least_float32(x)
+    y = jax.nn.log_softmax(wide, axis=-1)
+    return y if wide is x else y.astype(x.dtype)
 
 
 _BY_NAME = {f.__name__: f for f in (step, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu,

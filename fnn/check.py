@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from fnn.precision import suspended
+
 __all__ = ["GradientCheckError", "gradcheck", "tree_max_rel_diff", "path_name"]
 
 
@@ -35,13 +37,14 @@ def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
     Central differences carry an absolute error of about 1e-10 |f| (round-off over 2 eps),
     so gradients smaller than ``floor`` are compared absolutely (error / floor).
     ``f(params, *args)`` must return a scalar. ``params`` and floating ``args`` are cast to
-    float64 (x64 is switched on for the duration of the check). All 2n evaluations run
-    vmapped, ``batch_size`` directions at a time.
+    float64 (x64 is switched on for the duration of the check), and so is every computation
+    in ``f``: mixed-precision casts are suspended (:func:`fnn.precision.suspended`), whatever
+    policy ``f`` uses. All 2n evaluations run vmapped, ``batch_size`` directions at a time.
 
     Returns ``{leaf path: worst relative error}``; raises :class:`GradientCheckError` naming the
     worst leaf when any error exceeds ``tol``.
     """
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), suspended():
         to64 = lambda a: (jnp.asarray(a, jnp.float64)
                           if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a)
         params = jax.tree.map(to64, params)

@@ -2,12 +2,18 @@
 
 Shapes: predictions and targets are ``(batch, ...)``; class logits are ``(batch, classes)``
 with integer labels ``(batch,)`` or one-hot/probability targets ``(batch, classes)``.
+
+Mixed precision: float16/bfloat16 predictions, targets and parameters are cast to float32
+first (:func:`fnn.precision.at_least_float32`), so every loss and penalty is computed and
+returned in float32 (float64 stays float64).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fnn.precision import at_least_float32
 
 __all__ = [
     "mse", "sum_of_halves", "mae", "softmax_cross_entropy", "binary_cross_entropy", "kl_divergence",
@@ -24,18 +30,21 @@ def _same_shape(name, a, b):
 def mse(pred, target):
     """Mean squared error: mean((pred - target)^2) over every element."""
     _same_shape("mse", pred, target)
+    pred, target = at_least_float32(pred), at_least_float32(target)
     return jnp.mean((pred - target) ** 2)
 
 
 def sum_of_halves(pred, target):
     """The notes' E = sum 1/2 (target - output)^2, summed over every element (no mean)."""
     _same_shape("sum_of_halves", pred, target)
+    pred, target = at_least_float32(pred), at_least_float32(target)
     return 0.5 * jnp.sum((target - pred) ** 2)
 
 
 def mae(pred, target):
     """Mean absolute error: mean(|pred - target|)."""
     _same_shape("mae", pred, target)
+    pred, target = at_least_float32(pred), at_least_float32(target)
     return jnp.mean(jnp.abs(pred - target))
 
 
@@ -71,6 +80,7 @@ def softmax_cross_entropy(logits, labels):
     Stable for logits of any magnitude (log-sum-exp shift). Gradient w.r.t. logits:
     (softmax(logits) - y) / batch.
     """
+    logits = at_least_float32(logits)
     targets = _class_targets("softmax_cross_entropy", logits, labels)
     return -jnp.sum(targets * jax.nn.log_softmax(logits, axis=-1)) / logits.shape[0]
 
@@ -79,6 +89,7 @@ def binary_cross_entropy(logits, targets):
     """Mean of -[t log sigma(z) + (1 - t) log(1 - sigma(z))] from logits z, computed stably as
     softplus(z) - t z. Targets in [0, 1] of the logits' shape."""
     _same_shape("binary_cross_entropy", logits, targets)
+    logits = at_least_float32(logits)
     targets = targets.astype(logits.dtype)
     return jnp.mean(jax.nn.softplus(logits) - targets * logits)
 
@@ -90,6 +101,7 @@ def kl_divergence(log_q, p):
     (batch, classes). Terms with p_c = 0 contribute 0.
     """
     _same_shape("kl_divergence", log_q, p)
+    log_q = at_least_float32(log_q)
     p = p.astype(log_q.dtype)
     log_p = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)
     return jnp.sum(p * (log_p - log_q)) / log_q.shape[0]
@@ -98,7 +110,7 @@ def kl_divergence(log_q, p):
 def _weights(params, include_biases: bool):
     """The leaves of ``params``, without those named ``b`` unless ``include_biases``."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    return [leaf for path, leaf in leaves
+    return [at_least_float32(leaf) for path, leaf in leaves
             if include_biases or getattr(path[-1], "key", None) != "b"]
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
+from fnn.precision import cast_objective, get_policy
 from fnn.sharding import DataParallel, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
@@ -95,12 +96,15 @@ def _runs(seeds, hparams) -> tuple[int, np.ndarray, dict]:
 
 
 
-def _hp_dtypes(init, init_is_fn: bool, hp: dict) -> tuple:
-    """``((name, dtype), ...)``: float hyperparameters in the widest float dtype of the params."""
+def _hp_dtypes(init, init_is_fn: bool, hp: dict, policy=None) -> tuple:
+    """``((name, dtype), ...)``: float hyperparameters in the widest float dtype of the params
+    (a precision policy's param dtype, with one)."""
     params_spec = jax.eval_shape(init, jax.random.key(0)) if init_is_fn else init
     floats = [np.dtype(a.dtype) for a in jax.tree.leaves(params_spec)
               if jnp.issubdtype(a.dtype, jnp.floating)]
     float_dtype = max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float32)
+    if policy is not None and floats:
+        float_dtype = policy.param_dtype
     return tuple((k, float_dtype if np.issubdtype(a.dtype, np.floating) else a.dtype)
                  for k, a in sorted(hp.items()))
 
@@ -117,12 +121,14 @@ def _check_optimizers(make_optimizer, hp: dict, hp_dtypes: tuple, n_runs: int) -
 
 
 @functools.lru_cache(maxsize=32)
-def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str) -> bool:
-    """Whether the objective's gradient can be taken with canonical matmuls on these
-    abstract ``(params, state, batch)`` (``leaves``/``treedef``); if not, say so once (cached,
-    so a repeated sweep neither re-traces nor warns again). An error of the objective itself
-    surfaces here, unchanged."""
+def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str, policy) -> bool:
+    """Whether the objective's gradient (under the precision ``policy``, if not None) can be
+    taken with canonical matmuls on these abstract ``(params, state, batch)``
+    (``leaves``/``treedef``); if not, say so once (cached, so a repeated sweep neither
+    re-traces nor warns again). An error of the objective itself surfaces here, unchanged."""
     params, state, batch = jax.tree.unflatten(treedef, leaves)
+    if policy is not None:
+        objective = cast_objective(objective, policy)
     probe = lambda matmuls: jax.eval_shape(lambda p, s, b: value_and_grad(
         lambda p: objective(p, s, b, jax.random.key(0), True), has_aux=True,
         canonical_matmuls=matmuls, platform=platform)(p), params, state, batch)
@@ -140,7 +146,7 @@ def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str) -> bool:
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
                   seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1,
-                  grad_options: tuple = ()):
+                  grad_options: tuple = (), policy=None):
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
     (ts[N], metrics{[N, epochs]})`` (cached so repeated sweeps reuse the compilation).
 
@@ -151,18 +157,24 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
 
     With a :class:`SweepPlacement` the run axis is split over the mesh axis ``runs`` (and,
     on a 2-D mesh, each run's batch over ``data``, with the block shuffle of
-    :func:`fnn.train.engine.shuffled_batches`): every output keeps the run axis sharded."""
+    :func:`fnn.train.engine.shuffled_batches`): every output keeps the run axis sharded.
+
+    With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
+    loss-scaled one under the ``'skip'`` guard)."""
     data_parallel = None if placement is None else placement.data_parallel()
+    evaluated = objective if policy is None else cast_objective(objective, policy)
+    guard = None if policy is None or policy.loss_scaling is None else "skip"
 
     def one_run(seed, hp, params0, model_state, data, val_data):
         base = jax.random.key(seed)
         params = init(base) if init_is_fn else params0
         hp = {k: v.astype(dt) for (k, dt), v in zip(hp_dtypes, (hp[k] for k, _ in hp_dtypes))}
         optimizer = make_optimizer(**hp)
-        loop = EpochLoop(checked_step(objective, optimizer, **dict(grad_options)), batch_size, n,
-                         objective=objective, val_batch_size=val_batch_size,
-                         shuffle_blocks=shuffle_blocks, parallel=data_parallel)
-        ts = TrainState(params, model_state, optimizer.init(params), jnp.zeros((), jnp.int32))
+        step = checked_step(objective, optimizer, precision=policy, **dict(grad_options))
+        loop = EpochLoop(step, batch_size, n, guard, objective=evaluated,
+                         val_batch_size=val_batch_size, shuffle_blocks=shuffle_blocks,
+                         parallel=data_parallel)
+        ts = TrainState.create(params, optimizer, model_state, precision=policy)
         (ts, _), metrics = run_epochs(loop, (ts, None), data, val_data, epoch_keys(base), 0,
                                       epochs)
         return ts, metrics
@@ -239,7 +251,7 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
           hparams: dict | None = None, epochs: int = 1, batch_size: int | None = None,
           model_state=None, validation_data=None, canonical_matmuls: bool = True, mesh=None,
           run_axis: str = "runs", data_axis: str = "data",
-          shuffle_blocks: int | None = None) -> SweepResult:
+          shuffle_blocks: int | None = None, precision=None) -> SweepResult:
     """Train N runs of ``objective`` at once (one compiled, vmapped program) and return them all.
 
     Run ``i`` (``i < N``) equals ::
@@ -273,6 +285,10 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         vmap this keeps the weight-gradient products on XLA:CPU's fast matmul kernels (the
         ``cpu_grad_matmul`` row of ``scripts/bench.py``). If the objective cannot be re-traced
         this way, the sweep warns and runs it unchanged. Off on GPU and TPU.
+      precision: a mixed-precision policy (:class:`fnn.precision.Policy` or its string), as in
+        ``fnn.fit``: every run keeps its params in the param dtype and computes in the compute
+        dtype; with loss scaling (float16) overflowing steps are skipped (``history`` then
+        has ``skipped``).
 
     Returns a :class:`SweepResult`: stacked final ``params``/``model_state``/``opt_state``
     (leading axis N) and ``history`` ``{metric: np.ndarray[N, epochs]}``.
@@ -285,6 +301,7 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     function("sweep", "make_optimizer", make_optimizer, "(**hparams) -> optimizer, e.g. "
              "fnn.optim.sgd")
     epochs = positive_int("sweep", "epochs", epochs)
+    policy = None if precision is None else get_policy(precision, who="sweep")
     n = num_examples("sweep", data)
     batch_size = batch_size_for("sweep", batch_size, n)
     n_runs, seeds_arr, hp = _runs(seeds, {} if hparams is None else hparams)
@@ -296,7 +313,7 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         n_val = num_examples("sweep(validation_data)", validation_data)
         val_batch_size = min(n_val, max(batch_size, 1024))
         validation_data = jax.tree.map(jnp.asarray, validation_data)
-    hp_dtypes = _hp_dtypes(init, init_is_fn, hp)
+    hp_dtypes = _hp_dtypes(init, init_is_fn, hp, policy)
     _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
     p0 = init(jax.random.key(int(seeds_arr[0]))) if init_is_fn else init
     check_data = getattr(objective, "check_data", None)
@@ -317,11 +334,11 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
         spec = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), t)
         leaves, treedef = jax.tree.flatten(spec((p0, model_state, jax.tree.map(
             lambda a: a[:batch_size], data))))
-        canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform)
+        canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform, policy)
     grad_options = (("canonical_matmuls", canonical_matmuls), ("platform", platform))
     run = _sweep_runner(objective, init if init_is_fn else None, make_optimizer, n_runs, n,
                         batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
-                        hp_axes, placement, blocks, grad_options)
+                        hp_axes, placement, blocks, grad_options, policy)
     args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
             {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
             None if init_is_fn else init, model_state, data, validation_data)

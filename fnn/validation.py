@@ -20,7 +20,8 @@ import numpy as np
 from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "integer", "number",
-           "flag", "one_of", "function", "string", "num_examples", "finite_data", "local_values"]
+           "flag", "one_of", "function", "string", "floating_dtype", "num_examples", "finite_data",
+           "local_values"]
 
 
 def is_int(value) -> bool:
@@ -121,6 +122,21 @@ def function(who: str, what: str, value, expected: str):
     if not callable(value):
         raise TypeError(f"{who}: {what} must be a function {expected}, got {value!r}")
     return value
+
+
+def floating_dtype(who: str, what: str, value):
+    """``value`` (a dtype, a scalar type such as ``jnp.bfloat16``, or a name such as
+    ``'bfloat16'``) as a floating-point NumPy dtype (float16, bfloat16, float32, float64, ...)."""
+    import jax.numpy as jnp  # local: keep this module importable without initialising JAX
+
+    try:
+        dtype = None if value is None else jnp.dtype(value)  # jnp.dtype(None) is float64
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{who}: {what} must be a floating-point dtype such as 'bfloat16', "
+                        f"'float16' or 'float32', got {_got(value)}")
+    return dtype
 
 
 def num_examples(who: str, data) -> int:

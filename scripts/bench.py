@@ -17,6 +17,10 @@ implementations in ``scripts/benchmarks/<library>_impl.py``:
   (``hk.transform`` + ``jax.jit`` step), all with optax and one jitted step per minibatch
   from a Python loop; ``torch`` (eager, ``torch.optim``). A missing peer is skipped and said.
 
+The ``mlp`` and ``cnn`` workloads also have bfloat16-compute rows (``fnn bf16``: ``fnn.fit``
+with ``precision="params=float32,compute=bfloat16,output=float32"``; ``jax bf16``: the
+baseline with its params and inputs cast by hand), beside the float32 rows of the same run.
+
 The ``cpu_grad`` rows time fnn's XLA:CPU workaround for jax-ml/jax#12868 (``fnn/_cpu_grad.py``):
 one training scan with ``jax.value_and_grad`` (``jax``) and with fnn's rewritten gradient
 (``fnn``): convolutions and max pooling in ``cpu_grad``, vmapped matmuls (``canonical_matmuls``)
@@ -122,7 +126,7 @@ def _median_round(runs: list[dict]) -> dict:
 def _summary(results: dict) -> str:
     """One row a workload: every implementation's rate and fnn's two ratios."""
     order = ("fnn", "fnn sweep", "fnn fits", "fnn 1 device", "fnn 2 devices", "fnn 4 devices",
-             "jax", "jax vmap", "optax", *PEERS, "numpy")
+             "jax", "jax vmap", "optax", *PEERS, "numpy", "fnn bf16", "jax bf16")
     labels = sorted({l for r in results.values() for l in r},
                     key=lambda l: order.index(l) if l in order else len(order))
     lines = ["| workload | unit | " + " | ".join(labels) + " | fnn ÷ baseline | fnn ÷ best peer |",

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.core import Layer, ParamsError, batch_hint, require_params, require_state
+from fnn.precision import at_least_float32
 from fnn.validation import integer, number
 
 __all__ = ["BatchNorm", "LayerNorm"]
@@ -51,6 +52,10 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, *, axis: int = -1,
     Shapes: x (batch, ..., C, ...) -> y of the same shape; params ``scale`` (C,) = 1,
     ``b`` (C,) = 0; state ``mean`` (C,) = 0, ``var`` (C,) = 1. Use
     ``y, state = net.apply(params, state, x, train=True)`` and keep the returned state.
+
+    Mixed precision: a float16/bfloat16 input is normalised in float32 (statistics and
+    arithmetic, :func:`fnn.precision.at_least_float32`) and returned in its own dtype; the
+    running statistics stay in their dtype (float32).
     """
     momentum = number(name, "momentum", momentum, low=0, high=1)
     eps = number(name, "eps", eps, low=0, low_open=True)
@@ -77,6 +82,8 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, *, axis: int = -1,
             raise ValueError(f"{name}: expected {c} channels on axis {ax} of the input "
                              f"(batch axis included), got shape {tuple(x.shape)}")
         along = lambda v: _along(v, x.ndim, ax)
+        narrow, x = x, at_least_float32(x)
+        scale, bias = at_least_float32(params["scale"]), at_least_float32(params["b"])
         if train:
             reduce = tuple(i for i in range(x.ndim) if i != ax)
             n = x.size // c
@@ -90,8 +97,9 @@ def BatchNorm(momentum: float = 0.9, eps: float = 1e-5, *, axis: int = -1,
                 batch[k]).astype(state[k].dtype)) for k in ("mean", "var")}
         else:
             mean, var = state["mean"], state["var"]
-        y = (x - along(mean)) * along(jax.lax.rsqrt(var + eps) * params["scale"])
-        return y + along(params["b"]), state
+        y = (x - along(mean)) * along(jax.lax.rsqrt(var + eps) * scale)
+        y = y + along(bias)
+        return (y if x is narrow else y.astype(narrow.dtype)), state
 
     return Layer(name, init_fn, apply_fn, stateful=True)
 
@@ -102,6 +110,7 @@ def LayerNorm(eps: float = 1e-5, *, name: str = "layernorm") -> Layer:
         mu = mean(x[..., :]), var = mean((x - mu)^2),  y = scale * (x - mu) / sqrt(var + eps) + b
 
     Same in training and eval (no batch statistics). Matches PyTorch ``LayerNorm(C)``.
+    A float16/bfloat16 input is normalised in float32 and returned in its own dtype.
 
     Shapes: x (batch, ..., C) -> y of the same shape; params ``scale`` (C,) = 1, ``b`` (C,) = 0.
     """
@@ -119,10 +128,11 @@ def LayerNorm(eps: float = 1e-5, *, name: str = "layernorm") -> Layer:
         if x.ndim < 2 or x.shape[-1] != c:
             raise ValueError(f"{name}: expected input of shape (batch, ..., {c}), "
                              f"got {tuple(x.shape)}{batch_hint(x, 2)}")
+        narrow, x = x, at_least_float32(x)
         mean = jnp.mean(x, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-        along = lambda v: _along(v, x.ndim, x.ndim - 1)
-        return (x - mean) * jax.lax.rsqrt(var + eps) * along(params["scale"]) \
-            + along(params["b"]), state
+        along = lambda v: _along(at_least_float32(v), x.ndim, x.ndim - 1)
+        y = (x - mean) * jax.lax.rsqrt(var + eps) * along(params["scale"]) + along(params["b"])
+        return (y if x is narrow else y.astype(narrow.dtype)), state
 
     return Layer(name, init_fn, apply_fn)

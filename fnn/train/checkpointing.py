@@ -11,12 +11,13 @@ from fnn.train.step import TrainState
 __all__ = ["FitCheckpoints"]
 
 # fit arguments a resumed run must share with the run that wrote the checkpoint
-RESUME_KEYS = ("seed", "batch_size", "num_examples", "on_nonfinite")
+RESUME_KEYS = ("seed", "batch_size", "num_examples", "on_nonfinite", "precision")
 
 
 class FitCheckpoints:
     """Numbered checkpoints ``ckpt-<epoch>.npz`` of a ``fit`` run (a
-    :class:`fnn.checkpoint.CheckpointManager`): the train state, the early-stopping best trees
+    :class:`fnn.checkpoint.CheckpointManager`): the train state (its loss scale included), the
+    early-stopping best trees
     and state, the history and the run's configuration ``config`` (a dict).
 
     ``saved`` is ``(epoch, stopped)`` of the last checkpoint written or read."""
@@ -31,6 +32,8 @@ class FitCheckpoints:
     def tree(ts: TrainState, best) -> dict:
         tree = {"params": ts.params, "model_state": ts.model_state, "opt_state": ts.opt_state,
                 "step": ts.step}
+        if ts.loss_scale is not None:   # a loss-scaled run (fnn.precision)
+            tree["loss_scale"] = ts.loss_scale
         if best is not None:
             tree["best"] = {"params": best[0], "model_state": best[1]}
         return tree

@@ -7,6 +7,7 @@ from typing import Any
 
 from fnn import validation as v
 from fnn.core import Layer
+from fnn.precision import get_policy
 from fnn.train.early_stopping import EarlyStopping
 from fnn.train.engine import GUARDS
 
@@ -67,6 +68,7 @@ class FitConfig:
     mesh: Any = None
     data_axis: str = "data"
     shuffle_blocks: int | None = None
+    precision: Any = None
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -83,6 +85,13 @@ class FitConfig:
             raise TypeError(f"fit: data_axis must be a mesh axis name (str), got "
                             f"{self.data_axis!r}")
         v.one_of("fit", "on_nonfinite", self.on_nonfinite, GUARDS)
+        if self.precision is not None:
+            set_("precision", get_policy(self.precision, who="fit"))
+            if self.precision.loss_scaling is not None and self.on_nonfinite == "raise":
+                raise ValueError(f"fit: on_nonfinite='raise' cannot be combined with loss "
+                                 f"scaling (precision {self.precision}): an overflowing step is "
+                                 f"expected there and is skipped while the scale halves; use "
+                                 f"on_nonfinite='skip' or None")
         for name in ("resume", "check_finite_inputs"):
             v.flag("fit", name, getattr(self, name))
         if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
@@ -121,6 +130,9 @@ class FitConfig:
 
     @property
     def guard(self) -> str | None:
+        """The engine's NaN guard: ``on_nonfinite``, or ``'skip'`` when the loss is scaled."""
+        if self.precision is not None and self.precision.loss_scaling is not None:
+            return "skip"
         return self.on_nonfinite
 
     def calls_from(self, epoch: int, streaming: bool) -> int:

@@ -17,8 +17,9 @@ trees for several); what the engine owns is everything else:
 * **The NaN guard** (``guard``): None (off), ``'raise'`` (after the first step whose finite
   checks fail nothing is updated any more; :class:`Guard` records the step, the check and the
   loss) or ``'skip'`` (a failing step leaves params, model and optimizer state unchanged; the
-  step counter still advances so later keys do not shift; metrics average the applied steps
-  and ``skipped`` counts the others).
+  step counter still advances so later keys do not shift, and a loss scale goes on, halved:
+  :func:`fnn.train.step.skip_failed`; metrics average the applied steps and ``skipped``
+  counts the others).
 * **Streaming**: :func:`run_steps` scans a chunk of host batches stacked on a leading axis
   (``fnn.train.stream`` pulls, checks, stacks and prefetches them), and
   :func:`finish_epoch` reduces an epoch's steps exactly as the in-memory epoch does.
@@ -34,7 +35,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.train.step import TrainState
+from fnn.train.step import TrainState, skip_failed
 
 __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
@@ -115,10 +116,7 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     if loop.guard is None:
         return (new, g), metrics, ok
     if loop.guard == "skip":   # the step's params and states only; counters go on
-        params, model_state, opt_state = _select(ok, (new.params, new.model_state, new.opt_state),
-                                                 (ts.params, ts.model_state, ts.opt_state))
-        return (new._replace(params=params, model_state=model_state, opt_state=opt_state), g), \
-            metrics, ok
+        return (skip_failed(ok, new, ts), g), metrics, ok
     first = (g.bad_step < 0) & ~ok
     g = Guard(jnp.where(first, ts.step, g.bad_step),
               jnp.where(first, jnp.argmin(finite).astype(jnp.int32), g.bad_check),

@@ -7,7 +7,6 @@ import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fnn.train.checkpointing import FitCheckpoints
@@ -40,7 +39,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
         stream_chunk: int = 16, mesh=None, data_axis: str = "data",
-        shuffle_blocks: int | None = None) -> FitResult:
+        shuffle_blocks: int | None = None, precision=None) -> FitResult:
     """Train ``params`` to minimise ``objective`` on ``data`` with ``optimizer``.
 
     Args:
@@ -101,6 +100,12 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         the axis's devices.
       shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`): the data
         shards when data-parallel; on one device, B > 1 reproduces a B-device run's order.
+      precision: a mixed-precision policy (:class:`fnn.precision.Policy` or its string, e.g.
+        ``"params=float32,compute=bfloat16,output=float32"``): ``params`` are kept in its
+        param dtype (the optimizer state with them), each step and the validation pass run
+        the objective in its compute dtype (:func:`fnn.precision.cast_objective`). With loss
+        scaling (float16 compute) an overflowing step is skipped and the scale halved (the
+        guard is ``'skip'``; ``on_nonfinite='raise'`` is refused); checkpoints carry the scale.
 
     Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
@@ -110,17 +115,17 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
                        on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks)
-    model_state = {} if model_state is None else model_state
+                       shuffle_blocks, precision=precision)
+    model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
     # A copy, so that donating the train state never invalidates the caller's arrays.
-    ts = inputs.place(TrainState(params, model_state, optimizer.init(params),
-                                 jnp.zeros((), jnp.int32)))
+    ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = FitCheckpoints(checkpoint_dir, keep, *config.best_metric(),
                                      {"seed": int(seed), **inputs.sizes,
-                                      "on_nonfinite": on_nonfinite, "epochs": config.epochs})
+                                      "on_nonfinite": on_nonfinite, "epochs": config.epochs,
+                                      "precision": None if policy is None else repr(policy)})
     return FitRun(config, inputs, ts, checkpoints).train()
 
 
@@ -210,7 +215,8 @@ class FitRun:
             return
         tree, meta, _ = found
         self.ts = self.inputs.place(TrainState(tree["params"], tree["model_state"],
-                                               tree["opt_state"], tree["step"]))
+                                               tree["opt_state"], tree["step"],
+                                               tree.get("loss_scale")))
         if self.stopper is not None:
             best = (tree["best"]["params"], tree["best"]["model_state"]) if "best" in tree else None
             self.stopper = EarlyStopper(self.config.early_stopping, best=best,

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn._cpu_grad import target_platform
+from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
@@ -62,7 +63,8 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
     loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
-                 config.unroll, blocks, parallel, target_platform(None if streaming else data))
+                 config.unroll, blocks, parallel, target_platform(None if streaming else data),
+                 config.precision)
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
     returned = (lambda tree: tree) if parallel is None else parallel.returned
@@ -119,6 +121,8 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
                              check_finite=config.check_finite_inputs)
         if check_data is not None:
             check_data(params, state, stream.first, "fit(validation_data)")
+        if config.precision is not None:
+            objective = cast_objective(objective, config.precision)
         return None, None, lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
             objective, ts.params, ts.model_state, stream).items()}
     n_val = num_examples("fit(validation_data)", val_data)
@@ -150,13 +154,18 @@ def _same_examples(val_data, example) -> None:
 
 @functools.lru_cache(maxsize=64)
 def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll, blocks,
-          parallel, platform) -> EpochLoop:
-    """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes and
-    placement get the same loop, so they reuse its compiled code. ``platform``: where the
-    data are, which decides the gradient's form (:func:`fnn._cpu_grad.value_and_grad`)."""
-    return EpochLoop(checked_step(objective, optimizer, platform=platform), batch_size, n, guard,
-                     objective=objective, val_batch_size=val_batch_size, unroll=unroll,
-                     shuffle_blocks=blocks, parallel=parallel)
+          parallel, platform, precision) -> EpochLoop:
+    """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes,
+    placement and precision policy get the same loop, so they reuse its compiled code.
+    ``platform``: where the data are, which decides the gradient's form
+    (:func:`fnn._cpu_grad.value_and_grad`); ``precision``: a policy (or None) the steps and
+    the validation pass run under."""
+    step = checked_step(objective, optimizer, precision=precision, platform=platform)
+    if precision is not None:
+        objective = cast_objective(objective, precision)
+    return EpochLoop(step, batch_size, n, guard, objective=objective,
+                     val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
+                     parallel=parallel)
 
 
 def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:

@@ -17,20 +17,48 @@ import jax.numpy as jnp
 
 from fnn._cpu_grad import value_and_grad
 from fnn.optim.base import apply_updates
+from fnn.precision import cast_objective, get_policy
 
-__all__ = ["TrainState", "train_step", "checked_step", "finite_checks", "check_sites"]
+__all__ = ["TrainState", "train_step", "checked_step", "finite_checks", "check_sites",
+           "skip_failed"]
 
 
 class TrainState(NamedTuple):
-    """Everything a training step changes: params, model state, optimizer state, step count.
+    """Everything a training step changes: params, model state, optimizer state, step count,
+    and the loss scale of a loss-scaled (float16) run.
 
     The step count ``step`` (int32 scalar) numbers the steps from 0; step ``t`` draws its key
-    as ``fold_in(step_key, t)``.
+    as ``fold_in(step_key, t)``. ``loss_scale``: a :class:`fnn.precision.LossScaleState` when
+    the step scales the loss (:meth:`create` starts it), else None.
     """
     params: Any
     model_state: Any
     opt_state: Any
     step: jax.Array
+    loss_scale: Any = None
+
+    @classmethod
+    def create(cls, params, optimizer, model_state=None, *, precision=None) -> "TrainState":
+        """The state before the first step: ``TrainState(params, model_state or {},
+        optimizer.init(params), 0)``; with a ``precision`` policy (or its string) the params
+        are cast to its param dtype first and a loss-scaled policy's scale starts at
+        ``policy.loss_scaling.init()``."""
+        policy = None if precision is None else get_policy(precision, who="TrainState.create")
+        scaling = None if policy is None else policy.loss_scaling
+        if policy is not None:
+            params = policy.cast_to_param(params)
+        return cls(params, {} if model_state is None else model_state, optimizer.init(params),
+                   jnp.zeros((), jnp.int32), None if scaling is None else scaling.init())
+
+
+def skip_failed(ok, new: TrainState, old: TrainState) -> TrainState:
+    """The NaN guard's skip, the one place a failed step is undone: ``new`` where the bool
+    scalar ``ok`` holds, else ``new`` with ``old``'s params, model state and optimizer state
+    (the step count and the loss scale, halved by an overflowing step, go on)."""
+    params, model_state, opt_state = jax.tree.map(
+        lambda a, b: jnp.where(ok, a, b), (new.params, new.model_state, new.opt_state),
+        (old.params, old.model_state, old.opt_state))
+    return new._replace(params=params, model_state=model_state, opt_state=opt_state)
 
 
 def _inexact(tree) -> list:
@@ -58,7 +86,7 @@ def check_sites(params, loss=None) -> list[tuple[str, str | None]]:
             + [("parameter", p) for p in paths])
 
 
-def checked_step(objective: Callable, optimizer, **grad_options) -> Callable:
+def checked_step(objective: Callable, optimizer, *, precision=None, **grad_options) -> Callable:
     """The engine's step for one parameter tree:
 
         (loss, (state, metrics)), g = value_and_grad(objective)(params, state, batch, key, True)
@@ -68,22 +96,52 @@ def checked_step(objective: Callable, optimizer, **grad_options) -> Callable:
     **metrics}`` (an objective's own ``loss`` metric, the data term, wins over the total), and
     ``finite`` the NaN guard's checks (:func:`finite_checks`). ``grad_options`` go to
     :func:`fnn._cpu_grad.value_and_grad`.
+
+    ``precision``: a :class:`fnn.precision.Policy` (or its string): the objective runs under
+    :func:`fnn.precision.cast_objective`; with loss scaling (float16) the gradient is that of
+    ``scale * loss`` divided by ``scale``, and ``ts.loss_scale`` is adjusted by whether the
+    step passed its finite checks (the engine's ``'skip'`` guard then undoes a failed step).
     """
+    policy = None if precision is None else get_policy(precision, who="checked_step")
+    if policy is not None:
+        objective = cast_objective(objective, policy)
+    scaling = None if policy is None else policy.loss_scaling
+
+    def gradient(ts: TrainState, batch, key):
+        """``(total, model_state, metrics, grads)`` of the objective at ``ts``."""
+        grad = lambda f: value_and_grad(f, has_aux=True, **grad_options)(
+            ts.params, ts.model_state, batch, key)
+        if scaling is None:
+            (total, (model_state, metrics)), grads = grad(
+                lambda p, s, b, k: objective(p, s, b, k, True))
+            return total, model_state, metrics, grads
+        if ts.loss_scale is None:
+            raise ValueError(f"checked_step: precision {policy} scales the loss, but the train "
+                             f"state has no loss_scale; make the state with "
+                             f"TrainState.create(params, optimizer, model_state, "
+                             f"precision=policy)")
+
+        def scaled(p, s, b, k):
+            total, aux = objective(p, s, b, k, True)
+            return ts.loss_scale.scale_loss(total), (total, aux)
+
+        (_, (total, (model_state, metrics))), grads = grad(scaled)
+        return total, model_state, metrics, ts.loss_scale.unscale(grads)
 
     def step(ts: TrainState, batch, key):
-        training = lambda p, s, b, k: objective(p, s, b, k, True)
-        (total, (model_state, metrics)), grads = value_and_grad(
-            training, has_aux=True, **grad_options)(ts.params, ts.model_state, batch, key)
+        total, model_state, metrics, grads = gradient(ts, batch, key)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
         params = apply_updates(ts.params, updates)
         metrics = {"loss": total, **metrics}
-        return (TrainState(params, model_state, opt_state, ts.step + 1), metrics,
-                finite_checks(grads, total, params))
+        finite = finite_checks(grads, total, params)
+        loss_scale = (ts.loss_scale if scaling is None
+                      else scaling.adjust(ts.loss_scale, jnp.all(finite)))
+        return TrainState(params, model_state, opt_state, ts.step + 1, loss_scale), metrics, finite
 
     return step
 
 
-def train_step(objective: Callable, optimizer) -> Callable:
+def train_step(objective: Callable, optimizer, *, precision=None) -> Callable:
     """The pure step ``(ts: TrainState, batch, key) -> (ts, metrics)``:
 
         g = d objective / d params;  updates, opt_state = optimizer.update(g, opt_state, params)
@@ -93,11 +151,19 @@ def train_step(objective: Callable, optimizer) -> Callable:
     state's buffers: keep a copy of anything you still need); ``fit`` scans it. On the CPU
     backend the gradient's convolutions and max-pool scatters are computed in the forms
     XLA:CPU runs fast inside loops (:mod:`fnn._cpu_grad`).
+
+    ``precision``: a :class:`fnn.precision.Policy` (or its string) the step computes under
+    (:func:`checked_step`). With loss scaling (float16 compute) ``ts`` needs a loss scale
+    (make it with ``TrainState.create(params, optimizer, state, precision=policy)``); a step whose gradient overflows changes
+    nothing but the step count and the (halved) scale (:func:`skip_failed`).
     """
-    checked = checked_step(objective, optimizer)
+    checked = checked_step(objective, optimizer, precision=precision)
+    skips = precision is not None and get_policy(precision).loss_scaling is not None
 
     def step(ts: TrainState, batch, key):
-        ts, metrics, _ = checked(ts, batch, key)
-        return ts, metrics
+        new, metrics, finite = checked(ts, batch, key)
+        if skips:
+            new = skip_failed(jnp.all(finite), new, ts)
+        return new, metrics
 
     return step

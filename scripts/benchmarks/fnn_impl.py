@@ -1,5 +1,5 @@
-"""fnn, written the way a user would: ``fnn.fit`` for an epoch, ``fnn.train_step`` for a
-step, ``fnn.sweep`` for many runs; and, for the ``cpu_grad`` rows, the baseline's own training
+"""fnn, written the way a user would: ``fnn.fit`` for an epoch (``precision=`` for the
+bfloat16 rows), ``fnn.train_step`` for a step, ``fnn.sweep`` for many runs; and, for the ``cpu_grad`` rows, the baseline's own training
 scan with fnn's XLA:CPU gradient rewrite (``fnn._cpu_grad.value_and_grad``) in place of
 ``jax.value_and_grad``."""
 from __future__ import annotations
@@ -15,15 +15,19 @@ from fnn._cpu_grad import value_and_grad
 from benchmarks.workloads import Runner
 
 
-def _epoch(net, input_shape, data, config, loss=fnn.losses.softmax_cross_entropy) -> Runner:
-    """One ``fnn.fit`` epoch of Adam per call."""
+BF16 = "params=float32,compute=bfloat16,output=float32"
+
+
+def _epoch(net, input_shape, data, config, loss=fnn.losses.softmax_cross_entropy,
+           precision=None) -> Runner:
+    """One ``fnn.fit`` epoch of Adam per call (under the mixed-precision policy ``precision``)."""
     params, _ = net.init(jax.random.key(0), input_shape)
     objective = fnn.supervised(net, loss, accuracy=False)
     opt = fnn.optim.adam(config["learning_rate"])
     x, y = jnp.asarray(data["x"]), jnp.asarray(data["y"])
     batch = config["batch_size"]
     run = lambda: fnn.fit(objective, params, opt, (x, y), epochs=1, batch_size=batch,
-                          progress=False).params
+                          progress=False, precision=precision).params
     return Runner(blocked(run), (len(x) // batch) * batch)
 
 
@@ -35,17 +39,27 @@ def quadrant(data, config) -> Runner:
     return Runner(blocked(lambda: train().params), config["steps"])
 
 
-def mlp(data, config) -> Runner:
+def mlp(data, config, precision=None) -> Runner:
     *hidden, out = config["sizes"][1:]
     layers = [l for h in hidden for l in (fnn.Dense(h), fnn.relu)] + [fnn.Dense(out)]
-    return _epoch(fnn.serial(*layers), (config["sizes"][0],), data, config)
+    return _epoch(fnn.serial(*layers), (config["sizes"][0],), data, config, precision=precision)
 
 
-def cnn(data, config) -> Runner:
+def mlp_bf16(data, config) -> Runner:
+    """The mlp row with bfloat16 compute (float32 params and Adam state)."""
+    return mlp(data, config, precision=BF16)
+
+
+def cnn(data, config, precision=None) -> Runner:
     c1, c2 = config["channels"]
     net = fnn.serial(fnn.Conv2D(c1, 3), fnn.relu, fnn.MaxPool(2), fnn.Conv2D(c2, 3), fnn.relu,
                      fnn.MaxPool(2), fnn.Flatten(), fnn.Dense(10))
-    return _epoch(net, (28, 28, 1), data, config)
+    return _epoch(net, (28, 28, 1), data, config, precision=precision)
+
+
+def cnn_bf16(data, config) -> Runner:
+    """The cnn row with bfloat16 compute (float32 params and Adam state)."""
+    return cnn(data, config, precision=BF16)
 
 
 def gru_mnist1d(data, config) -> Runner:

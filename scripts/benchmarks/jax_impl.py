@@ -83,6 +83,18 @@ def mlp(data, config) -> Runner:
     return _scan_epochs(*reversed(mlp_model(config)), data, config)
 
 
+def _bf16(loss):
+    """``loss`` computed in bfloat16 on float32 params and inputs (cast at the boundary; the
+    gradient comes back float32); the loss itself returned in float32."""
+    cast = lambda t: jax.tree.map(lambda a: a.astype(jnp.bfloat16), t)
+    return lambda p, x, y: loss(cast(p), cast(x), y).astype(jnp.float32)
+
+
+def mlp_bf16(data, config) -> Runner:
+    params, loss = mlp_model(config)
+    return _scan_epochs(_bf16(loss), params, data, config)
+
+
 def cnn_model(config):
     """(params, loss(params, x, y)) of the CNN workload."""
     c1, c2 = config["channels"]
@@ -106,6 +118,11 @@ def cnn_model(config):
 
 def cnn(data, config) -> Runner:
     return _scan_epochs(*reversed(cnn_model(config)), data, config)
+
+
+def cnn_bf16(data, config) -> Runner:
+    params, loss = cnn_model(config)
+    return _scan_epochs(_bf16(loss), params, data, config)
 
 
 def _gru_direction(p, xs, hidden):

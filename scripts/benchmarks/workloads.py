@@ -61,6 +61,12 @@ def _devices(workload: str) -> dict:
             for n in (1, 2, 4)}
 
 
+def _bf16_impls(workload: str) -> dict:
+    """The bfloat16-compute rows of a workload (float32 params and optimizer state): fnn's
+    ``fit(..., precision=...)`` and the baseline cast by hand, beside their float32 rows."""
+    return {f"{label} bf16": f"{label}_impl.{workload}_bf16" for label in ("fnn", "jax")}
+
+
 def _dense_macs(sizes) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
@@ -123,11 +129,11 @@ WORKLOADS = {
         flops=4 * _training_flops(_dense_macs((2, 50, 4)), 2 * 50)),
     "mlp": Workload(
         "samples/s", "784-256-256-10 ReLU MLP, Adam, batch 128, 60000 examples per epoch", MLP,
-        _impls("mlp", MODELS),
+        {**_impls("mlp", MODELS), **_bf16_impls("mlp")},
         flops=_training_flops(_dense_macs(MLP["sizes"]), 784 * 256)),
     "cnn": Workload(
         "samples/s", "conv3x3(16)-pool-conv3x3(32)-pool-dense(10) on 28x28x1, Adam, batch 128",
-        CNN, _impls("cnn", MODELS), flops=_training_flops(*_cnn_macs())),
+        CNN, {**_impls("cnn", MODELS), **_bf16_impls("cnn")}, flops=_training_flops(*_cnn_macs())),
     "lstm": Workload(
         "samples/s", "LSTM (input 32, hidden 128, 100 steps, batch 64) -> last h -> dense(1), "
         "MSE, Adam", LSTM, _impls("lstm", MODELS), flops=_lstm_flops()),
