@@ -2,6 +2,7 @@
 skips a missing peer, its FLOP counts agree with XLA's, and the two sides of a cpu_grad row
 train alike. (No timing is asserted.)"""
 import importlib.util
+import os
 import json
 import subprocess
 import sys
@@ -93,3 +94,16 @@ def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     assert results["fnn"]["rate"] == pytest.approx(sum(results["fnn"]["rate_per_round"]) / 2)
     pids = {*results["fnn"]["pids"], *results["jax"]["pids"]}  # a process per round and impl
     assert len(pids) == 4 and not pids & {subprocess.os.getpid()}
+
+
+@pytest.mark.slow
+def test_the_gpu_check_script_dry_runs_on_the_cpu(tmp_path):
+    """scripts/gpu_check.sh, prepared for a GPU machine, runs its steps small on the CPU."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "passed" in (tmp_path / "tests.txt").read_text()
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert "quadrant" in json.dumps(rows) and "mlp" in json.dumps(rows)
