@@ -77,7 +77,7 @@ def test_fit_gan_is_deterministic_snapshots_fixed_noise_and_compiles_once():
     traces = []
     tracing = fnn.Lambda(lambda x: traces.append(1) or x, name="tracing")
     gan = _gan()
-    gan = gan._replace(generator=fnn.serial(gan.generator, tracing))
+    gan = GAN(fnn.serial(gan.generator, tracing), gan.discriminator, gan.latent_dim)
     data = jax.random.uniform(jax.random.key(0), (32, 8))
     trees, _ = gan.init(jax.random.key(1), (8,))
     d_opt, g_opt = fnn.optim.adam(1e-3), fnn.optim.adam(1e-3)
