@@ -10,7 +10,7 @@ A transformation's ``update`` is such a function, a schedule is one, ``fnn.super
 objective is one. ``rule`` holds the formula and the static options (nesterov, which
 transforms are chained, integer step counts); ``hyperparams`` is a pytree of numbers. So ::
 
-    h = hyperparams_of(opt)                  # e.g. ({'b1': Decay(0.9, 0.1), ...}, {'step_size': -0.001})
+    h = hyperparams_of(opt)   # adam(1e-3): ({'b1': Decay(0.9, 0.1), ...}, {'step_size': -0.001})
     step = jax.jit(lambda h, g, s, p: with_hyperparams(opt, h).update(g, s, p))
     step(jax.tree.map(jnp.asarray, h), grads, state, params)
 
@@ -19,6 +19,11 @@ compiled ``step``. Numbers derived on the host (``1 - b1``, ``sign * lr``, ``end
 leaves of their own, computed in Python as before, so that moving them into the program
 changes no bit. Composites (``chain``, ``masked``, a schedule as a learning rate) hold the
 trees of their parts, so the tree mirrors how the optimizer was built.
+
+The one exception to "bit for bit" is XLA's own: a literal multiplier and a runtime one may
+compile differently (on CPU, momentum after a learning-rate scaling is contracted into a fused
+multiply-add only with literals; a decay of exactly 0.5 lets XLA factor 0.5 a + 0.5 b), which
+moves such updates by an ulp per step.
 
 Objects outside this protocol (optax transformations, user functions) have no
 hyperparameters: ``hyperparams_of`` gives ``{}`` and ``with_hyperparams`` returns them as
