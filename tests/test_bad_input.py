@@ -6,7 +6,8 @@ import pytest
 
 import experiments
 import fnn
-from fnn import checkpoint, cli
+from fnn import checkpoint
+from fnn.app import cli
 
 KEY = jax.random.key(0)
 NET = fnn.serial(fnn.Dense(4), fnn.relu, fnn.Dense(3))

@@ -1,5 +1,5 @@
 """Misuses of the ``fnn`` command and of the experiments' config, as a table: each row is a
-call, what it must end with (an exit status of ``fnn.cli.main``, or an exception of the Python
+call, what it must end with (an exit status of ``fnn.app.cli.main``, or an exception of the Python
 API) and a regex its message must match. A user error is one line on stderr that names the
 experiment and the key, never a traceback, and nothing runs before the check."""
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 
 import experiments
-from fnn import cli
+from fnn.app import cli
 
 
 def fnn(*argv):

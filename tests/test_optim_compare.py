@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import fnn
-from fnn import cli
+from fnn.app import cli
 from fnn.optim.compare import Problem, compare, quadratic, rosenbrock
 
 
