@@ -245,7 +245,7 @@ CASES = [
     ("checkpoint file name", lambda t: checkpoint.save(t / "c.ckpt", {"w": X}), ValueError,
      r"checkpoint.save: the file name must end in .npz, got '.*c.ckpt'"),
     ("checkpoint keep 0", lambda t: checkpoint.CheckpointManager(t, keep=0), ValueError,
-     r"CheckpointManager: keep must be a positive int or None \(keep all\), got 0"),
+     r"CheckpointManager: keep must be a positive int or None, got 0"),
     ("data file of the wrong format", lambda t: read_idx(garbage(t, "images.idx")), ValueError,
      r"read_idx: .*images.idx is not an IDX file: magic number"),
     ("experiment output dir not writable",
