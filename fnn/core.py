@@ -530,6 +530,7 @@ def fan_in_sum() -> Layer:
 
 def fan_in_concat(axis: int = -1) -> Layer:
     """Concatenate a tuple of inputs along ``axis`` (counted without the batch axis if >= 0)."""
+    validation.integer("fan_in_concat", "axis", axis)
 
     def init_fn(key, shapes):
         _require_tuple_of_shapes("fan_in_concat", shapes)

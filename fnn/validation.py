@@ -21,7 +21,7 @@ from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "integer", "number",
            "flag", "one_of", "function", "string", "floating_dtype", "num_examples", "finite_data",
-           "local_values", "is_prng_key", "prng_key"]
+           "local_values", "is_prng_key", "prng_key", "number_or_array"]
 
 
 def is_int(value) -> bool:
@@ -214,4 +214,17 @@ def prng_key(who: str, what: str, value, *, hint: str = ""):
     if not is_prng_key(value):
         raise TypeError(f"{who}: {what} must be a PRNG key such as jax.random.key(0), got "
                         f"{type(value).__name__} {value!r}{hint}")
+    return value
+
+
+def number_or_array(who: str, what: str, value, **interval):
+    """``value`` checked as :func:`number` (same keywords) unless it is None, a callable (a
+    schedule) or an array, a jit tracer included: those pass unchecked, so hyperparameters can
+    be traced (``inject_hyperparams``, ``vmap`` over a learning rate). Bools and strings are
+    never numbers and never pass. Returns ``value`` unchanged (not converted to float)."""
+    if value is None or callable(value):
+        return value
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+        return value
+    number(who, what, value, **interval)
     return value

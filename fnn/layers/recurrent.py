@@ -50,7 +50,7 @@ from jax import lax
 
 from fnn import initializers
 from fnn.core import Layer, ParamsError, batch_hint, require_params
-from fnn.validation import flag, number, one_of, positive_int
+from fnn.validation import flag, nonnegative_int, number, one_of, positive_int
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
            "sequence_mask", "torch_init"]
@@ -304,6 +304,7 @@ def _check_cell(name, cell):
 
 def sequence_mask(lengths, time: int) -> jax.Array:
     """mask[b, t] = t < lengths[b]: lengths (batch,) ints -> bool mask (batch, time)."""
+    time = nonnegative_int("sequence_mask", "time", time)
     lengths = jnp.asarray(lengths)
     if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise ValueError(f"sequence_mask: expected integer lengths of shape (batch,), got "

@@ -98,6 +98,7 @@ def apply_updates(params, updates):
 
 def scale(step_size):
     """Multiply updates by a fixed number: u = step_size * g."""
+    _validate.finite("scale", step_size=step_size)
 
     def update(updates, state, params=None):
         del params
