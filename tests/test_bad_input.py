@@ -130,7 +130,7 @@ CASES = [
      lambda t: experiments.config_for("quadrant", overrides={"stpes": 3}), ValueError,
      r"quadrant: config key must be one of 'steps', .*, got 'stpes'; did you mean 'steps'\?"),
     ("unknown optimizer", lambda t: compare_optimizers(t, "--optimizers", "adamm"), ValueError,
-     r"unknown optimizer 'adamm'; did you mean 'adam'\?"),
+     r"--optimizers must be one of 'sgd', .*, got 'adamm'; did you mean 'adam'\?"),
     ("unknown on_nonfinite", lambda t: fit(on_nonfinite="rasie"), ValueError,
      r"fit: on_nonfinite must be one of None, 'raise', 'skip', got 'rasie'; did you mean 'raise'\?"),
     ("unknown early-stopping metric",
