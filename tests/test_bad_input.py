@@ -146,7 +146,7 @@ CASES = [
     ("negative momentum", lambda t: fnn.optim.sgd(0.1, momentum=-0.5), ValueError,
      r"sgd: momentum must be a finite number >= 0, got -0.5"),
     ("adam b1 of 1", lambda t: fnn.optim.adam(1e-3, b1=1.0), ValueError,
-     r"adam: b1 must be in \[0, 1\), got 1.0"),
+     r"adam: b1 must be a finite number in \[0, 1\), got 1.0"),
     ("clip norm 0", lambda t: fnn.optim.clip_by_global_norm(0.0), ValueError,
      r"clip_by_global_norm: max_norm must be a finite number > 0, got 0.0"),
     ("negative l2", lambda t: fnn.supervised(NET, l2=-1e-3), ValueError,
