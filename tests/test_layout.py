@@ -114,3 +114,14 @@ def test_the_walk_sees_the_application_and_the_checkpoint_layers():
             "fnn.checkpoint.manager", "fnn.optim.registry"} <= MODULES
     assert "experiments" in {m.split(".")[0] for m in imports(FNN / "app" / "cli.py",
                                                               top_level_only=True)}
+
+
+@pytest.mark.parametrize("old, new", [("fnn.cli", "fnn.app.cli"), ("fnn.report", "fnn.app.report"),
+                                      ("fnn.layers.reservoir", "fnn.models.reservoir")])
+def test_a_moved_module_names_its_new_place(old, new):
+    import importlib
+
+    import fnn  # noqa: F401  (installs the finder for the moved names)
+    with pytest.raises(ModuleNotFoundError, match=rf"^{old} moved to {new}: import {new}"):
+        importlib.import_module(old)
+    importlib.import_module(new)
