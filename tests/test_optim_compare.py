@@ -88,6 +88,6 @@ def test_the_tools_take_their_optimizers_from_the_one_registry():
     assert all(callable(getattr(optax, name)) for name in fnn.optim.OPTIMIZERS)
     assert compare.parse_names("adam, lion") == ["adam", "lion"]
     assert fnn.optim.optimizer("sgd", 0.1).init({"w": np.ones(2, np.float32)}) is not None
-    with pytest.raises(ValueError, match=r"optimizer: name must be one of sgd, .*got 'adma'; "
+    with pytest.raises(ValueError, match=r"optimizer: name must be one of sgd, .*got 'adamm'; "
                                          r"did you mean 'adam'\?"):
-        fnn.optim.optimizer("adma", 0.1)
+        fnn.optim.optimizer("adamm", 0.1)
