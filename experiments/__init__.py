@@ -47,10 +47,12 @@ def config_for(name: str, quick: bool = False, overrides: dict | None = None) ->
 
     Each override must name a key of CONFIG and have its default's form (a count stays a
     positive int, a rate a finite number, a dict is merged onto the default: see
-    ``experiments._config``); otherwise a ``ValueError`` names the experiment and the key.
+    ``experiments._config``) and lie in the experiment's ``RANGES`` (``{key: (low, high)}``,
+    e.g. an accuracy target in [0, 1]); otherwise a ``ValueError`` names the experiment and
+    the key.
     """
     from experiments._config import conform
-    from fnn.validation import one_of
+    from fnn.validation import number, one_of
 
     module = load(name)
     config = dict(module.CONFIG)
@@ -62,6 +64,9 @@ def config_for(name: str, quick: bool = False, overrides: dict | None = None) ->
         if isinstance(default, dict):  # merged onto the (quick) value it replaces
             default = config[key]
         config[key] = conform(name, key, value, default)
+        if key in getattr(module, "RANGES", {}):
+            low, high = module.RANGES[key]
+            number(name, key, config[key], low=low, high=high)
     return config
 
 

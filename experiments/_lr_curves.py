@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments._claims import finite_or_none
+from experiments._helpers import finite_or_none
 
 
 def grid(learning_rates, n_seeds: int, first_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from experiments._claims import (Choice, check, choose, claim, describe_checks, finite_or_none,
-                                 stack, stack_init, trainer, verdict)
+from experiments._choice import Choice, choose
+from experiments._helpers import finite_or_none, stack, stack_init
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import initializers, plot
 from fnn.data import fit_standardize, playground
 
@@ -92,7 +94,7 @@ def network(name: str, depth: int, width: int, init: str | None = None, pieces: 
 
 def switch_network(depth: int, width: int, init: str):
     """The same network for every activation of HIDDEN, picked by the state's index (see
-    ``_claims.Choice``), so all of them share one compiled program."""
+    ``_choice.Choice``), so all of them share one compiled program."""
     layers = []
     for _ in range(depth):
         layers += [fnn.Dense(width, w_init=INITS[init]), Choice(HIDDEN)]

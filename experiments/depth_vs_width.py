@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from experiments._claims import check, claim, describe_checks, stack_init, trainer, verdict
+from experiments._helpers import stack_init
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 from fnn.data import load_digits
 

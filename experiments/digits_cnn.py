@@ -9,6 +9,7 @@ from fnn.data import load_digits
 DESCRIPTION = "CNN (conv32-conv64-pool-dense128) on the 8x8 digits (target >= 98%)"
 CONFIG = {"channels": [32, 64], "dense": 128, "learning_rate": 1e-3, "epochs": 30,
           "batch_size": 32, "l2": 1e-4, "seed": 0, "target": 0.98}
+RANGES = {"target": (0.0, 1.0)}   # a test accuracy: --set target=2 is refused
 QUICK = {"epochs": 2, "channels": [8, 16], "dense": 32}
 
 

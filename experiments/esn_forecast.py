@@ -36,7 +36,7 @@ import fnn
 from fnn import plot
 from fnn.data.sequences import mackey_glass
 from fnn.layers.recurrent import scan_cell
-from fnn.layers.reservoir import EchoStateNetwork, nrmse
+from fnn.models.reservoir import EchoStateNetwork, nrmse
 
 DESCRIPTION = "echo state network vs LSTM forecasting Mackey-Glass: one step and 84 free-running"
 CONFIG = {"length": 6000, "train": 4000, "horizon": 84, "trials": 20, "warmup": 400,

@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from experiments._claims import (Choice, check, choose, claim, describe_checks, stack, trainer,
-                                 verdict)
+from experiments._choice import Choice, choose
+from experiments._helpers import stack
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import initializers, plot
 from fnn.data import fit_standardize, load_digits
 

@@ -23,7 +23,9 @@ import numpy as np
 
 import fnn
 from experiments import _lr_curves
-from experiments._claims import check, claim, describe_checks, finite_or_none, trainer, verdict
+from experiments._helpers import finite_or_none
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 from fnn.data import playground
 

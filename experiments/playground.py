@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from experiments._claims import check, claim, describe_checks, stack, trainer, verdict
+from experiments._helpers import stack
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 from fnn.data import fit_standardize, playground
 

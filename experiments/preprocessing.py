@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 import fnn
-from experiments._claims import check, claim, describe_checks, trainer, verdict
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 from fnn.data import fit_pca_whiten, fit_standardize, playground
 

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from experiments._claims import check, claim, describe_checks, split_off, verdict
+from experiments._helpers import split_off
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 from fnn.data import load_digits
 

@@ -9,7 +9,9 @@ import jax
 import numpy as np
 
 import fnn
-from experiments._claims import check, claim, describe_checks, stack, trainer, verdict
+from experiments._helpers import stack
+from experiments._training import trainer
+from fnn.app.claims import check, claim, describe_checks, verdict
 from fnn import plot
 
 DESCRIPTION = "one tanh hidden layer of growing width fitting sin / step / |x| / rand"

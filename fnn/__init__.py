@@ -8,6 +8,7 @@ Networks are pure functions over parameter pytrees::
 
 Re-exports only; every name lives in (and is documented by) its own module.
 """
+from fnn import _moved
 from fnn import (activations, checkpoint, data, initializers, interop, layers, losses, models,
                  optim, precision, sharding)
 from fnn.activations import (Activation, Maxout, elu, gelu, leaky_relu, log_softmax, relu, selu,
@@ -18,16 +19,19 @@ from fnn.core import (Lambda, Layer, ParamsError, Summary, as_layer, check_param
                       residual, serial, summary)
 from fnn.layers import (AvgPool, BatchNorm, Bidirectional, Conv, Conv1D, Conv2D, Conv3D,
                         ConvTranspose, ConvTranspose1D, ConvTranspose2D, ConvTranspose3D, Dense,
-                        Dropout, EchoStateNetwork, Flatten, GaussianNoise, GlobalAvgPool,
+                        Dropout, Flatten, GaussianNoise, GlobalAvgPool,
                         GlobalMaxPool, GRUCell, LayerNorm, LPPool, LSTMCell, MaxPool, Recurrent,
-                        Reshape, SimpleRNNCell, rnn_from_torch, scan_cell, sequence_mask)
-from fnn.models import (MLP, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN, basic_block,
-                        perceptron_rule)
+                        Reshape, SimpleRNNCell, scan_cell, sequence_mask)
+from fnn.interop import rnn_from_torch
+from fnn.models import (MLP, EchoStateNetwork, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN,
+                        basic_block, perceptron_rule)
 from fnn.sweep import sweep
 from fnn.train import (EarlyStopping, FitResult, NonFiniteError, NonFiniteReport, TrainState,
                        evaluate, fit, multi_step, supervised, train_step)
 
 __version__ = "0.1.0"
+
+_moved.install()  # old module paths (fnn.cli, fnn.report, ...) name their new place
 
 __all__ = [
     # modules

@@ -20,7 +20,7 @@ from fnn import initializers
 from fnn._names import did_you_mean
 from fnn.core import Lambda, Layer, ParamsError, check_shape, require_params
 from fnn.precision import at_least_float32
-from fnn.validation import positive_int
+from fnn.validation import number_or_array, positive_int
 
 __all__ = [
     "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "swish",
@@ -50,11 +50,13 @@ def relu(x):
 
 def leaky_relu(x, alpha: float = 0.01):
     """x if x > 0 else alpha x."""
+    number_or_array("leaky_relu", "alpha", alpha)
     return jnp.where(x > 0, x, alpha * x)
 
 
 def elu(x, alpha: float = 1.0):
     """x if x > 0 else alpha (exp(x) - 1)."""
+    number_or_array("elu", "alpha", alpha)
     return jax.nn.elu(x, alpha)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from fnn.precision import suspended
+from fnn.validation import number, positive_int
 
 __all__ = ["GradientCheckError", "gradcheck", "tree_max_rel_diff", "path_name"]
 
@@ -44,6 +45,10 @@ def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
     Returns ``{leaf path: worst relative error}``; raises :class:`GradientCheckError` naming the
     worst leaf when any error exceeds ``tol``.
     """
+    number("gradcheck", "eps", eps, low=0, low_open=True)
+    number("gradcheck", "tol", tol, low=0)
+    number("gradcheck", "floor", floor, low=0, low_open=True)
+    positive_int("gradcheck", "batch_size", batch_size)
     with jax.enable_x64(True), suspended():
         to64 = lambda a: (jnp.asarray(a, jnp.float64)
                           if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a)
@@ -76,6 +81,7 @@ def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
 
 def tree_max_rel_diff(a, b, floor: float = 1e-12) -> float:
     """max over all leaves and elements of |a - b| / max(|a|, |b|, floor); trees must match."""
+    number("tree_max_rel_diff", "floor", floor, low=0, low_open=True)
     sa, sb = jax.tree.structure(a), jax.tree.structure(b)
     if sa != sb:
         raise ValueError(f"tree_max_rel_diff: tree structures differ: {sa} vs {sb}")

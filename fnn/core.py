@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import validation
 from fnn.validation import flag, function, is_int, positive_int
 
 Shape = tuple  # a shape tuple of ints, or (for multi-input/output layers) a tuple of shapes
@@ -137,13 +138,10 @@ def _canonical_shape(shape, name: str) -> Shape:
 
 
 def _check_key(name: str, key) -> None:
-    """``init`` needs a PRNG key: a typed key (``jax.random.key``) or a raw uint32 key."""
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-                              or (dtype == jnp.uint32 and getattr(key, "ndim", 0) >= 1)):
-        return
-    raise TypeError(f"{name}: init needs a PRNG key such as jax.random.key(0) as its first "
-                    f"argument, got {key!r}")
+    """``init`` needs a PRNG key (the one rule: :func:`fnn.validation.is_prng_key`)."""
+    if not validation.is_prng_key(key):
+        raise TypeError(f"{name}: init needs a PRNG key such as jax.random.key(0) as its first "
+                        f"argument, got {key!r}")
 
 
 def require_params(name: str, params, keys: Sequence[str]) -> None:
@@ -532,6 +530,7 @@ def fan_in_sum() -> Layer:
 
 def fan_in_concat(axis: int = -1) -> Layer:
     """Concatenate a tuple of inputs along ``axis`` (counted without the batch axis if >= 0)."""
+    validation.integer("fan_in_concat", "axis", axis)
 
     def init_fn(key, shapes):
         _require_tuple_of_shapes("fan_in_concat", shapes)

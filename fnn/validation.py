@@ -21,7 +21,7 @@ from fnn._names import did_you_mean
 
 __all__ = ["is_int", "is_number", "positive_int", "nonnegative_int", "integer", "number",
            "flag", "one_of", "function", "string", "floating_dtype", "num_examples", "finite_data",
-           "local_values"]
+           "local_values", "is_prng_key", "prng_key", "number_or_array"]
 
 
 def is_int(value) -> bool:
@@ -40,6 +40,8 @@ def _got(value) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
         return (f"{value!r} (an array where a setting belongs: was a layer constructor passed "
                 f"without calling it, e.g. fnn.Dense instead of fnn.Dense(units)?)")
+    if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+        return repr(value.item())   # a NumPy scalar as the number it is: 1.5, not np.float32(1.5)
     return repr(value)
 
 
@@ -189,4 +191,40 @@ def string(who: str, what: str, value, *, none_ok: bool = False):
     if not (isinstance(value, str) and value):
         raise TypeError(f"{who}: {what} must be a non-empty string{' or None' if none_ok else ''}"
                         f", got {value!r}")
+    return value
+
+
+def is_prng_key(value) -> bool:
+    """A JAX PRNG key: a typed key (``jax.random.key``, any shape) or a raw ``uint32`` key
+    (``jax.random.PRNGKey``: last axis 2). Tracers of either kind count."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or isinstance(value, np.generic):
+        return False
+    import jax   # here, so that importing the checks stays cheap
+
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return True
+    shape = getattr(value, "shape", ())
+    return dtype == np.uint32 and len(shape) >= 1 and shape[-1] == 2
+
+
+def prng_key(who: str, what: str, value, *, hint: str = ""):
+    """``value`` if it is a PRNG key (:func:`is_prng_key`); else a ``TypeError``
+    ``{who}: {what} must be a PRNG key such as jax.random.key(0), got ...{hint}``."""
+    if not is_prng_key(value):
+        raise TypeError(f"{who}: {what} must be a PRNG key such as jax.random.key(0), got "
+                        f"{type(value).__name__} {value!r}{hint}")
+    return value
+
+
+def number_or_array(who: str, what: str, value, **interval):
+    """``value`` checked as :func:`number` (same keywords) unless it is None, a callable (a
+    schedule) or an array, a jit tracer included: those pass unchecked, so hyperparameters can
+    be traced (``inject_hyperparams``, ``vmap`` over a learning rate). Bools and strings are
+    never numbers and never pass. Returns ``value`` unchanged (not converted to float)."""
+    if value is None or callable(value):
+        return value
+    if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.generic):
+        return value
+    number(who, what, value, **interval)
     return value

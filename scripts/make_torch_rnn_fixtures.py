@@ -1,5 +1,5 @@
 """Write the PyTorch RNN/LSTM/GRU reference fixtures that tests/test_recurrent_torch.py checks
-fnn's recurrent layers (and ``fnn.layers.recurrent.rnn_from_torch``) against.
+fnn's recurrent layers (and ``fnn.interop.rnn_from_torch``) against.
 
 Run by hand, with PyTorch (CPU) in a separate environment (torch is not a dependency of fnn)::
 

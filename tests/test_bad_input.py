@@ -6,7 +6,8 @@ import pytest
 
 import experiments
 import fnn
-from fnn import checkpoint, cli
+from fnn import checkpoint
+from fnn.app import cli
 
 KEY = jax.random.key(0)
 NET = fnn.serial(fnn.Dense(4), fnn.relu, fnn.Dense(3))
@@ -129,7 +130,7 @@ CASES = [
      lambda t: experiments.config_for("quadrant", overrides={"stpes": 3}), ValueError,
      r"quadrant: config key must be one of 'steps', .*, got 'stpes'; did you mean 'steps'\?"),
     ("unknown optimizer", lambda t: compare_optimizers(t, "--optimizers", "adamm"), ValueError,
-     r"unknown optimizer 'adamm'; did you mean 'adam'\?"),
+     r"--optimizers must be one of 'sgd', .*, got 'adamm'; did you mean 'adam'\?"),
     ("unknown on_nonfinite", lambda t: fit(on_nonfinite="rasie"), ValueError,
      r"fit: on_nonfinite must be one of None, 'raise', 'skip', got 'rasie'; did you mean 'raise'\?"),
     ("unknown early-stopping metric",
@@ -145,7 +146,7 @@ CASES = [
     ("negative momentum", lambda t: fnn.optim.sgd(0.1, momentum=-0.5), ValueError,
      r"sgd: momentum must be a finite number >= 0, got -0.5"),
     ("adam b1 of 1", lambda t: fnn.optim.adam(1e-3, b1=1.0), ValueError,
-     r"adam: b1 must be in \[0, 1\), got 1.0"),
+     r"adam: b1 must be a finite number in \[0, 1\), got 1.0"),
     ("clip norm 0", lambda t: fnn.optim.clip_by_global_norm(0.0), ValueError,
      r"clip_by_global_norm: max_norm must be a finite number > 0, got 0.0"),
     ("negative l2", lambda t: fnn.supervised(NET, l2=-1e-3), ValueError,
@@ -244,7 +245,7 @@ CASES = [
     ("checkpoint file name", lambda t: checkpoint.save(t / "c.ckpt", {"w": X}), ValueError,
      r"checkpoint.save: the file name must end in .npz, got '.*c.ckpt'"),
     ("checkpoint keep 0", lambda t: checkpoint.CheckpointManager(t, keep=0), ValueError,
-     r"CheckpointManager: keep must be a positive int or None \(keep all\), got 0"),
+     r"CheckpointManager: keep must be a positive int or None, got 0"),
     ("data file of the wrong format", lambda t: read_idx(garbage(t, "images.idx")), ValueError,
      r"read_idx: .*images.idx is not an IDX file: magic number"),
     ("experiment output dir not writable",

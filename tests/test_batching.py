@@ -128,8 +128,10 @@ def test_validation_messages():
         batches((np.zeros(4), np.float32(1)), 2)
     with pytest.raises(ValueError, match=r"batches: remainder must be one of.*got 'pads'.*did you mean 'pad'"):
         batches(make(), 2, remainder="pads")
-    with pytest.raises(ValueError, match=r"batches: key must be a PRNG key such as jax.random.key\(0\), got int"):
+    with pytest.raises(TypeError, match=r"batches: key must be a PRNG key such as jax.random.key\(0\), got int"):
         batches(make(), 2, key=0)
+    with pytest.raises(TypeError, match=r"batches: key must be a PRNG key"):   # the one rule
+        batches(make(), 2, key=np.zeros(2, np.float32))       # (fnn.validation.prng_key)
     with pytest.raises(ValueError, match=r"epochs: num_epochs must be a positive int, got 0"):
         epochs(make(), 2, 0, seed=0)
     with pytest.raises(ValueError, match=r"epochs: seed must be an int"):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import experiments
-from experiments import _claims, _lr_curves, depth_vs_width, learning_rate, regularization
+from fnn.app import claims
+from experiments import _helpers, _lr_curves, depth_vs_width, learning_rate, regularization
 
 CLAIM_EXPERIMENTS = ("activations", "initialization", "regularization", "preprocessing",
                      "depth_vs_width", "universal_approximation", "learning_rate", "batch_size",
@@ -52,17 +53,17 @@ def test_every_claim_experiment_is_listed_with_quick_and_full_configs():
 # ----------------------------------------------------------------------------- helpers
 
 def test_verdict_is_computed_from_the_checks():
-    good = _claims.check("a", 0.5, "<", 1.0)
-    bad = _claims.check("b", 3, ">=", 5)
+    good = claims.check("a", 0.5, "<", 1.0)
+    bad = claims.check("b", 3, ">=", 5)
     assert good["ok"] and not bad["ok"]
-    assert not _claims.check("nan never passes", float("nan"), "<", 1.0)["ok"]
-    assert not _claims.check("missing never passes", None, ">", 0.0)["ok"]
-    assert _claims.check("bools compare", True, "==", True)["ok"]
-    v = _claims.verdict([good, bad])
+    assert not claims.check("nan never passes", float("nan"), "<", 1.0)["ok"]
+    assert not claims.check("missing never passes", None, ">", 0.0)["ok"]
+    assert claims.check("bools compare", True, "==", True)["ok"]
+    v = claims.verdict([good, bad])
     assert v["supported"] is False and "a < 1" in v["criterion"] and "b >= 5" in v["criterion"]
-    assert _claims.verdict([good])["supported"] is True
+    assert claims.verdict([good])["supported"] is True
     with pytest.raises(ValueError, match="op must be one of"):
-        _claims.check("x", 1.0, "=>", 0.0)
+        claims.check("x", 1.0, "=>", 0.0)
 
 
 def test_random_shift_moves_each_image_by_at_most_one_pixel_and_is_off_in_evaluation():
@@ -89,7 +90,7 @@ def test_learning_rate_kinds_and_nonfinite_losses():
     assert learning_rate.classify([1.0, 0.99, 0.98], 1.0, config) == "slow"
     assert learning_rate.classify([1.0, 0.5, 0.6, 0.3, 0.4, 0.2], 1.0, config) == "oscillating"
     assert learning_rate.classify([1.0, 0.5, 0.3, 0.1], 1.0, config) == "good"
-    assert _claims.finite_or_none([1.0, np.inf, np.nan]) == [1.0, None, None]
+    assert _helpers.finite_or_none([1.0, np.inf, np.nan]) == [1.0, None, None]
 
 
 def test_lr_band_counts_nonfinite_runs_and_never_averages_them():

@@ -8,7 +8,7 @@ import pytest
 import experiments
 import fnn
 from experiments import backprop_example, optimizers
-from fnn import cli
+from fnn.app import cli
 from fnn.data import load_digits
 
 
@@ -150,7 +150,7 @@ def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path)
     import sys
     cache, off = tmp_path / "cache", tmp_path / "off"
     command = ["run", "backprop_example", "--out", str(tmp_path / "runs")]
-    run = lambda *argv: subprocess.run([sys.executable, "-m", "fnn.cli", *argv],
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "fnn.app.cli", *argv],
                                        capture_output=True, text=True, timeout=300)
     assert run("--cache-dir", str(cache), *command).returncode == 0
     assert any(cache.iterdir()), "compiled executables are cached"

@@ -171,11 +171,25 @@ def test_fixtures_stay_small():
 
 def test_from_torch_dispatches_recurrent_kinds():
     import jax
-    from fnn.layers.recurrent import rnn_from_torch
+    from fnn.interop import rnn_from_torch
     d = np.load(pathlib.Path(__file__).parent / "fixtures" / "torch_rnn" / "lstm.npz")
     tensors = {k[len("c0_"):]: d[k] for k in ("c0_weight_ih_l0", "c0_weight_hh_l0",
                                                "c0_bias_ih_l0", "c0_bias_hh_l0")}
     via_interop, via_recurrent = from_torch("LSTM", tensors), rnn_from_torch("LSTM", tensors)
     jax.tree.map(np.testing.assert_array_equal, via_interop, via_recurrent)
+    assert fnn.rnn_from_torch is rnn_from_torch
     with pytest.raises(ValueError, match=r"unknown kind 'LSMT'; did you mean 'LSTM'\?"):
         from_torch("LSMT", tensors)
+
+
+def test_moved_names_say_where_they_went():
+    """#23 moved rnn_from_torch to fnn.interop and EchoStateNetwork to fnn.models: the old
+    import paths fail with a message naming the new place."""
+    with pytest.raises(ImportError, match=r"fnn.layers.recurrent.rnn_from_torch moved to "
+                                          r"fnn.interop.rnn_from_torch"):
+        from fnn.layers.recurrent import rnn_from_torch  # noqa: F401
+    with pytest.raises(ImportError, match=r"fnn.layers.EchoStateNetwork moved to "
+                                          r"fnn.models.EchoStateNetwork"):
+        from fnn.layers import EchoStateNetwork  # noqa: F401
+    assert not hasattr(fnn.layers, "no_such_name")
+    assert fnn.EchoStateNetwork is fnn.models.EchoStateNetwork

@@ -1,5 +1,5 @@
 """Misuses of the ``fnn`` command and of the experiments' config, as a table: each row is a
-call, what it must end with (an exit status of ``fnn.cli.main``, or an exception of the Python
+call, what it must end with (an exit status of ``fnn.app.cli.main``, or an exception of the Python
 API) and a regex its message must match. A user error is one line on stderr that names the
 experiment and the key, never a traceback, and nothing runs before the check."""
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 
 import experiments
-from fnn import cli
+from fnn.app import cli
 
 
 def fnn(*argv):
@@ -37,6 +37,9 @@ CASES = [
     (fnn("run", "quadrant", "--set", "steps=2.5"), 2, r"steps must be a positive int, got 2\.5$"),
     (fnn("run", "quadrant", "--set", "steps=True"), 2, r"steps must be a positive int, got True$"),
     (fnn("run", "quadrant", "--set", "seed=-1"), 2, r"quadrant: seed must be an int >= 0, got -1$"),
+    # #22 item 13: an accuracy target of 2 (200%) used to be accepted
+    (fnn("run", "digits_mlp", "--set", "target=2"), 2,
+     r"digits_mlp: target must be a finite number in \[0, 1\], got 2\.0$"),
     (fnn("run", "quadrant", "--set", "learning_rate=fast"), 2,
      r"quadrant: learning_rate must be a finite number, got 'fast'$"),
     (fnn("run", "quadrant", "--set", "learning_rate=1e999"), 2,
@@ -72,8 +75,8 @@ CASES = [
      r"report: give the results folder once, as DIR or as --out \(got 'a' and --out 'b'\)$"),
     # compare-optimizers
     (fnn("compare-optimizers", "--optimizers", "adamm"), 2,
-     r"unknown optimizer 'adamm'; did you mean 'adam'\?"),
-    (fnn("compare-optimizers", "--optimizers", " , "), 2, r"--optimizers names no optimizer"),
+     r"--optimizers must be one of 'sgd', .*, got 'adamm'; did you mean 'adam'\?"),
+    (fnn("compare-optimizers", "--optimizers", " , "), 2, r"--optimizers must name at least one optimizer of sgd, "),
     (fnn("compare-optimizers", "--learning-rate", "-1"), 2,
      r"--learning-rate must be a finite number > 0, got -1\.0$"),
     (fnn("compare-optimizers", "--steps", "0"), 2, r"--steps must be a positive int, got 0$"),

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import fnn
-from fnn import cli
+from fnn.app import cli
 from fnn.optim.compare import Problem, compare, quadratic, rosenbrock
 
 
@@ -53,3 +53,41 @@ def test_cli_compare_optimizers_writes_json_and_figure(tmp_path, capsys):
     assert (tmp_path / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert "fnn rmsprop" in capsys.readouterr().out
     assert cli.main(["compare-optimizers", "--optimizers", "adamm"]) == 2
+
+
+def test_compare_optimizers_says_what_the_gap_column_compares_and_reports_its_run(tmp_path,
+                                                                                capsys):
+    """#22 item 13: the optax rows showed 'max |dparam| 0.0e+00', which read as a bug, and the
+    runs were missing from `fnn report`."""
+    from fnn.app import report
+
+    out = tmp_path / "compare-optimizers"
+    assert cli.main(["compare-optimizers", "--optimizers", "sgd", "--problem", "quadratic",
+                     "--steps", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in printed.splitlines()
+            if line.startswith(("fnn ", "optax "))}
+    assert "(reference)" in rows["optax sgd"] and "e+" in rows["fnn sgd"]
+    assert "max |fnn-optax|: the largest |fnn param - optax param|" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["max_param_diff_vs_optax"] == {"fnn sgd vs optax sgd": 0.0}
+    assert "quadratic, 5 steps" in results["summary"]
+    assert [r["name"] for r in report.collect(tmp_path)] == ["compare-optimizers"]
+    page = report.write_report(tmp_path).read_text()
+    assert "compare-optimizers" in page and "quadratic, 5 steps" in page
+
+
+def test_the_tools_take_their_optimizers_from_the_one_registry():
+    """#23: adding an optimizer touches one table, fnn.optim.OPTIMIZERS."""
+    import optax
+
+    from fnn.app import compare
+
+    assert list(fnn.optim.OPTIMIZERS) == ["sgd", "adagrad", "rmsprop", "adadelta", "adam",
+                                          "adamw", "adamax", "nadam", "amsgrad", "lion"]
+    assert all(callable(getattr(optax, name)) for name in fnn.optim.OPTIMIZERS)
+    assert compare.parse_names("adam, lion") == ["adam", "lion"]
+    assert fnn.optim.optimizer("sgd", 0.1).init({"w": np.ones(2, np.float32)}) is not None
+    with pytest.raises(ValueError, match=r"optimizer: name must be one of sgd, .*got 'adamm'; "
+                                         r"did you mean 'adam'\?"):
+        fnn.optim.optimizer("adamm", 0.1)

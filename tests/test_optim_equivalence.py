@@ -286,3 +286,11 @@ def test_clipping_and_weight_decay_property(weight_decay, max_norm, max_delta, l
     assert_same_steps(lambda m: m.chain(m.clip(max_delta), m.clip_by_global_norm(max_norm),
                                         m.add_decayed_weights(weight_decay),
                                         m.sgd(lr, momentum=momentum)))
+
+
+def test_the_optax_table_covers_every_registered_optimizer():
+    """The registry (fnn.optim.OPTIMIZERS) is the one list of optimizers: a new one there
+    must get a trajectory case here."""
+    import fnn.optim
+
+    assert set(fnn.optim.OPTIMIZERS) <= set(OPTIMIZERS)

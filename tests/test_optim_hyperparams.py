@@ -97,7 +97,7 @@ OPTIMIZERS = {
 
 # Names in fnn.optim.__all__ that are not transformation factories (covered elsewhere).
 NOT_FACTORIES = {"apply_updates", "global_norm", "init_empty_state", "hyperparams_of",
-                 "with_hyperparams"}
+                 "with_hyperparams", "optimizer"}  # optimizer: the registry lookup
 STEPS = 3
 
 

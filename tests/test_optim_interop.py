@@ -228,3 +228,9 @@ def test_apply_updates_casts_back_and_keeps_none():
     new = fo.apply_updates(params, updates)
     assert new["b"] is None and new["a"].dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(new["a"], np.float32), 1.25)
+
+
+def test_the_dtype_table_covers_every_registered_optimizer():
+    """The registry (fnn.optim.OPTIMIZERS) is the one list of optimizers: a new one there
+    must get a row here."""
+    assert set(fo.OPTIMIZERS) <= set(MIXED_OPTIMIZERS)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.layers.recurrent import (GRUCell, LSTMCell, SimpleRNNCell, rnn_from_torch, scan_cell)
+from fnn.interop import rnn_from_torch
+from fnn.layers.recurrent import GRUCell, LSTMCell, SimpleRNNCell, scan_cell
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "torch_rnn"
 TOL = dict(rtol=1e-5, atol=1e-5)

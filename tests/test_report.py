@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from fnn import cli, plot, report
+from fnn import plot
+from fnn.app import cli, report
 
 
 def _png(path):

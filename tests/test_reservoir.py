@@ -6,7 +6,7 @@ import pytest
 
 import fnn
 from fnn.data.sequences import mackey_glass
-from fnn.layers.reservoir import EchoStateNetwork, nrmse
+from fnn.models.reservoir import EchoStateNetwork, nrmse
 
 
 @pytest.fixture(scope="module")

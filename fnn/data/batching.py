@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._names import did_you_mean
-from fnn.validation import num_examples
+from fnn.validation import integer, num_examples, one_of, positive_int, prng_key
 
 __all__ = ["batches", "epochs", "REMAINDER_POLICIES"]
 
@@ -37,12 +36,8 @@ REMAINDER_POLICIES = ("drop", "pad", "error")
 def _plan(data, batch_size, remainder, who: str) -> tuple[int, int]:
     """Validate and return (n, steps)."""
     n = num_examples(who, data)
-    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-            and batch_size >= 1):
-        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
-    if remainder not in REMAINDER_POLICIES:
-        raise ValueError(f"{who}: remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}"
-                         + did_you_mean(remainder, REMAINDER_POLICIES))
+    batch_size = positive_int(who, "batch_size", batch_size)
+    one_of(who, "remainder", remainder, REMAINDER_POLICIES)
     if remainder == "drop" and batch_size > n:
         raise ValueError(f"{who}: batch_size ({batch_size}) is larger than the dataset ({n} "
                          f"examples), so remainder='drop' would leave no batch; use a smaller "
@@ -68,15 +63,6 @@ def _gather(data, idx):
     return jax.tree.map(lambda a: jnp.take(jnp.asarray(a), idx, axis=0), data)
 
 
-def _check_key(key, who: str):
-    if not isinstance(key, jax.Array) or not (
-            jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-            or (key.dtype == jnp.uint32 and key.shape == (2,))):
-        raise ValueError(f"{who}: key must be a PRNG key such as jax.random.key(0), got "
-                         f"{type(key).__name__} {key!r}; for reproducible epochs use "
-                         f"epochs(..., seed=...)")
-
-
 def batches(data, batch_size: int, *, key: jax.Array | None = None, remainder: str = "drop"):
     """Split ``data`` into minibatches stacked along a new leading step axis.
 
@@ -91,7 +77,7 @@ def batches(data, batch_size: int, *, key: jax.Array | None = None, remainder: s
     if key is None:
         order = jnp.arange(n)
     else:
-        _check_key(key, "batches")
+        prng_key("batches", "key", key, hint="; for reproducible epochs use epochs(..., seed=...)")
         order = jax.random.permutation(key, n)
     idx, mask = _index(order, n, steps, batch_size, remainder)
     out = _gather(data, idx)
@@ -108,11 +94,8 @@ def epochs(data, batch_size: int, num_epochs: int, *, seed: int, remainder: str 
     the device; for large sets shuffle inside the scan instead (as ``fnn.train.fit`` does).
     """
     n, steps = _plan(data, batch_size, remainder, "epochs")
-    if not (isinstance(num_epochs, (int, np.integer)) and not isinstance(num_epochs, bool)
-            and num_epochs >= 1):
-        raise ValueError(f"epochs: num_epochs must be a positive int, got {num_epochs!r}")
-    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-        raise ValueError(f"epochs: seed must be an int, got {seed!r}")
+    num_epochs = positive_int("epochs", "num_epochs", num_epochs)
+    seed = integer("epochs", "seed", seed)
     base = jax.random.fold_in(jax.random.key(seed), 0)  # fit's shuffle key
     keys = jax.vmap(lambda e: jax.random.fold_in(base, e))(jnp.arange(num_epochs))
     orders = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fnn.data.digits import Split
-from fnn.validation import integer, number
+from fnn.validation import integer, number, positive_int
 
 __all__ = ["load_mnist1d", "mnist1d_templates", "mnist1d_stream"]
 
@@ -132,9 +132,8 @@ def mnist1d_stream(batch_size: int, *, seed: int = 0):
 
         fnn.fit(objective, params, opt, mnist1d_stream(100), epochs=5, steps_per_epoch=200)
     """
-    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-            and batch_size >= 1):
-        raise ValueError(f"mnist1d_stream: batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int("mnist1d_stream", "batch_size", batch_size)
+    seed = integer("mnist1d_stream", "seed", seed, low=0, high=2**32)
     rng = np.random.RandomState(seed)
     templates = mnist1d_templates()
     while True:

@@ -7,8 +7,7 @@ from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, GlobalMaxPool, LPPool, MaxPool
 from fnn.layers.reshape import Flatten, Reshape
 from fnn.layers.recurrent import (Bidirectional, GRUCell, LSTMCell, Recurrent, SimpleRNNCell,
-                                  rnn_from_torch, scan_cell, sequence_mask)
-from fnn.layers.reservoir import EchoStateNetwork
+                                  scan_cell, sequence_mask)
 
 __all__ = [
     "Dense", "Conv", "Conv1D", "Conv2D", "Conv3D", "ConvTranspose", "ConvTranspose1D",
@@ -16,4 +15,13 @@ __all__ = [
     "GlobalMaxPool", "BatchNorm", "LayerNorm", "Dropout", "GaussianNoise", "Flatten", "Reshape",
 ]
 __all__ += ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
-            "sequence_mask", "rnn_from_torch", "EchoStateNetwork"]
+            "sequence_mask"]
+
+_MOVED = {"rnn_from_torch": "fnn.interop.rnn_from_torch",   # #23: not layers
+          "EchoStateNetwork": "fnn.models.EchoStateNetwork"}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        raise ImportError(f"fnn.layers.{name} moved to {_MOVED[name]} (also fnn.{name})")
+    raise AttributeError(f"module 'fnn.layers' has no attribute {name!r}")

@@ -41,7 +41,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-import re
 from typing import Any
 
 import jax
@@ -50,12 +49,11 @@ import numpy as np
 from jax import lax
 
 from fnn import initializers
-from fnn._names import did_you_mean
 from fnn.core import Layer, ParamsError, batch_hint, require_params
-from fnn.validation import flag, number, one_of, positive_int
+from fnn.validation import flag, nonnegative_int, number, one_of, positive_int
 
 __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional", "scan_cell",
-           "sequence_mask", "torch_init", "rnn_from_torch", "TORCH_RNN_KINDS"]
+           "sequence_mask", "torch_init"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -306,6 +304,7 @@ def _check_cell(name, cell):
 
 def sequence_mask(lengths, time: int) -> jax.Array:
     """mask[b, t] = t < lengths[b]: lengths (batch,) ints -> bool mask (batch, time)."""
+    time = nonnegative_int("sequence_mask", "time", time)
     lengths = jnp.asarray(lengths)
     if lengths.ndim != 1 or not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise ValueError(f"sequence_mask: expected integer lengths of shape (batch,), got "
@@ -513,107 +512,7 @@ def Bidirectional(cell_fw, cell_bw=None, *, merge: str = "concat",
     return Layer(name, init_fn, apply_fn)
 
 
-# ----------------------------------------------------------------------------- PyTorch
-
-TORCH_RNN_KINDS = {"RNN": SimpleRNNCell, "LSTM": LSTMCell, "GRU": GRUCell,
-                   "RNNCell": SimpleRNNCell, "LSTMCell": LSTMCell, "GRUCell": GRUCell}
-_KEY = re.compile(r"^(weight|bias)_(ih|hh)(?:_l(\d+)(_reverse)?)?$")
-
-
-def _as_array(v):
-    return v if isinstance(v, jax.Array) else jnp.asarray(np.asarray(v))
-
-
-def _convert_one(kind, cls, t, suffix):
-    """One direction of one layer: torch weight_ih (G*H, F), weight_hh (G*H, H), bias_ih,
-    bias_hh (G*H,) -> fnn {w_ih (F, G*H), w_hh (H, G*H), b (G*H,)[, b_hn (H,)]}."""
-    g = cls.gates
-    w_ih, w_hh = _as_array(t[f"weight_ih{suffix}"]), _as_array(t[f"weight_hh{suffix}"])
-    if w_ih.ndim != 2 or w_hh.ndim != 2 or w_ih.shape[0] % g or w_hh.shape[0] != w_ih.shape[0]:
-        raise ValueError(f"rnn_from_torch({kind!r}): expected weight_ih{suffix} ({g}*hidden, "
-                         f"features) and weight_hh{suffix} ({g}*hidden, hidden), got "
-                         f"{tuple(w_ih.shape)} and {tuple(w_hh.shape)}")
-    h = w_ih.shape[0] // g
-    if w_hh.shape[1] != h:
-        raise ValueError(f"rnn_from_torch({kind!r}): weight_hh{suffix} must be ({g * h}, {h}) "
-                         f"for hidden={h}, got {tuple(w_hh.shape)}")
-    zero = jnp.zeros((g * h,), w_ih.dtype)
-    b_ih = _as_array(t[f"bias_ih{suffix}"]) if f"bias_ih{suffix}" in t else zero
-    b_hh = _as_array(t[f"bias_hh{suffix}"]) if f"bias_hh{suffix}" in t else zero
-    for key, b in ((f"bias_ih{suffix}", b_ih), (f"bias_hh{suffix}", b_hh)):
-        if b.shape != (g * h,):
-            raise ValueError(f"rnn_from_torch({kind!r}): expected {key} of shape ({g * h},), "
-                             f"got {tuple(b.shape)}")
-    params = {"w_ih": w_ih.T, "w_hh": w_hh.T}
-    if cls is GRUCell:
-        params["b"] = b_ih + jnp.concatenate([b_hh[:2 * h], jnp.zeros((h,), b_hh.dtype)])
-        params["b_hn"] = b_hh[2 * h:]
-    else:
-        params["b"] = b_ih + b_hh
-    return params
-
-
-def rnn_from_torch(kind: str, tensors: dict) -> tuple[dict, dict]:
-    """Convert a PyTorch ``nn.RNN/LSTM/GRU`` (or ``nn.RNNCell/LSTMCell/GRUCell``) ``state_dict``
-    to fnn ``(params, {})``.
-
-    Per layer l and direction (``_reverse`` = backward)::
-
-        w_ih = weight_ih_l{l}^T,  w_hh = weight_hh_l{l}^T    (gate order kept: i,f,g,o / r,z,n)
-        RNN, LSTM: b = bias_ih + bias_hh
-        GRU:       b = bias_ih + [b_hr, b_hz, 0],  b_hn = bias_hh[2H:]  (inside r * (.))
-
-    Missing biases (``bias=False``) become zeros. The result's layout matches:
-
-        one layer, one direction     the cell's params (Recurrent(cell) / a cell's step)
-        one layer, bidirectional     {'forward', 'backward'}              (Bidirectional)
-        L layers                     {'<name>_0', ..., '<name>_{L-1}'}, name = 'rnn' | 'lstm'
-                                     | 'gru' | 'bidirectional' (fnn.serial of those layers)
-
-    e.g. ``nn.LSTM(F, H, num_layers=2, bidirectional=True, batch_first=True)`` is
-    ``fnn.serial(Bidirectional(LSTMCell(H)), Bidirectional(LSTMCell(H)))``. fnn is batch
-    first: feed x (batch, time, features) (torch's default layout is (time, batch, ...)).
-    RNN's nonlinearity is not in the state dict: build ``SimpleRNNCell(H, activation=...)``
-    to match. Inter-layer dropout is ignored (evaluation); LSTM ``proj_size`` is refused.
-    Only jnp operations are used, so gradients flow through the conversion.
-    """
-    if kind not in TORCH_RNN_KINDS:
-        raise ValueError(f"rnn_from_torch: unknown kind {kind!r}"
-                         f"{did_you_mean(kind, TORCH_RNN_KINDS)}; expected one of "
-                         f"{sorted(TORCH_RNN_KINDS)}")
-    cls = TORCH_RNN_KINDS[kind]
-    layers: dict[int, set] = {}
-    for key in tensors:
-        match = _KEY.match(key)
-        is_cell = kind.endswith("Cell")
-        if not match or (match.group(3) is None) != is_cell:
-            if key.startswith("weight_hr"):
-                raise ValueError(f"rnn_from_torch({kind!r}): LSTM proj_size (weight_hr) is not "
-                                 f"supported")
-            expected = ("weight_ih, weight_hh, bias_ih, bias_hh" if is_cell else
-                        "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} "
-                        "(and *_reverse)")
-            raise ValueError(f"rnn_from_torch({kind!r}): unexpected key {key!r}; expected "
-                             f"{expected}")
-        layers.setdefault(int(match.group(3) or 0), set()).add(match.group(4) or "")
-    if not layers:
-        raise ValueError(f"rnn_from_torch({kind!r}): no tensors given")
-    if sorted(layers) != list(range(len(layers))):
-        raise ValueError(f"rnn_from_torch({kind!r}): layers must be numbered 0..L-1, got "
-                         f"{sorted(layers)}")
-    bidirectional = any("_reverse" in d for d in layers.values())
-    converted = []
-    for l in range(len(layers)):
-        base = "" if kind.endswith("Cell") else f"_l{l}"
-        directions = ["", "_reverse"] if bidirectional else [""]
-        for d in directions:
-            for w in ("weight_ih", "weight_hh"):
-                if f"{w}{base}{d}" not in tensors:
-                    raise ValueError(f"rnn_from_torch({kind!r}): missing {w}{base}{d}")
-        one = {("forward", "backward")[i]: _convert_one(kind, cls, tensors, base + d)
-               for i, d in enumerate(directions)}
-        converted.append(one if bidirectional else one["forward"])
-    if len(converted) == 1:
-        return converted[0], {}
-    name = "bidirectional" if bidirectional else cls.kind
-    return {f"{name}_{l}": p for l, p in enumerate(converted)}, {}
+def __getattr__(name):
+    if name in ("rnn_from_torch", "TORCH_RNN_KINDS"):  # moved in #23; say where
+        raise ImportError(f"fnn.layers.recurrent.{name} moved to fnn.interop.{name}")
+    raise AttributeError(f"module 'fnn.layers.recurrent' has no attribute {name!r}")

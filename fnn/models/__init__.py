@@ -2,10 +2,11 @@
 from fnn.models.cnn import LeNet5, SimpleCNN
 from fnn.models.mlp import MLP
 from fnn.models.perceptron import Perceptron, PerceptronRun, perceptron_rule
+from fnn.models.reservoir import EchoStateNetwork
 from fnn.models.resnet import PlainNet, ResNet, basic_block
 
 __all__ = ["MLP", "Perceptron", "PerceptronRun", "perceptron_rule", "LeNet5", "SimpleCNN",
-           "ResNet", "PlainNet", "basic_block"]
+           "ResNet", "PlainNet", "basic_block", "EchoStateNetwork"]
 from fnn.models.autoencoder import (Autoencoder, AutoencoderLayer, conv_autoencoder,
                                     dense_autoencoder)
 from fnn.models.vae import (VAE, VAELayer, dense_vae, elbo, gaussian_kl, interpolate,

@@ -19,7 +19,7 @@ from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
 from fnn.train.step import TrainState
-from fnn.validation import integer, one_of, positive_int
+from fnn.validation import integer, nonnegative_int, one_of, positive_int
 
 __all__ = ["GAN", "discriminator_loss", "generator_loss", "dense_generator", "conv_generator",
            "dense_discriminator", "fit_gan", "GANRun"]
@@ -178,7 +178,7 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
     n = data.shape[0]
     batch_size = integer("fit_gan", "batch_size", batch_size, low=1, high=n)
     epochs = positive_int("fit_gan", "epochs", epochs)
-    base = jax.random.key(seed)
+    base = jax.random.key(nonnegative_int("fit_gan", "seed", seed))
     fixed_z = gan.noise(jax.random.fold_in(base, 2), num_snapshot)
     run, sample = _compiled(gan, d_optimizer, g_optimizer, order, n, int(batch_size))
     ts = jax.tree.map(jnp.array, TrainState(  # copies: the engine donates its carry

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn import activations
+from fnn import activations, validation
 from fnn.core import Layer, serial
 from fnn.layers.dense import Dense
 
@@ -40,6 +40,8 @@ def perceptron_rule(x, t, *, epochs: int = 20, learning_rate: float = 1.0,
     on XOR it never stops making mistakes. Shapes: x (N, n), t (N,) in {0, 1}.
     Runs as one compiled ``lax.scan`` over epochs and examples.
     """
+    epochs = validation.positive_int("perceptron_rule", "epochs", epochs)
+    validation.number("perceptron_rule", "learning_rate", learning_rate, low=0, low_open=True)
     x = jnp.asarray(x)
     t = jnp.asarray(t).astype(x.dtype)
     if x.ndim != 2 or t.shape != x.shape[:1]:

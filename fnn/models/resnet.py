@@ -5,6 +5,7 @@ from typing import Sequence
 
 from fnn.activations import relu
 from fnn.core import Layer, residual, serial
+from fnn.validation import positive_int
 from fnn.layers import BatchNorm, Conv2D, Dense, GlobalAvgPool
 
 __all__ = ["basic_block", "ResNet", "PlainNet"]
@@ -19,6 +20,8 @@ def basic_block(width: int, strides: int = 1, *, shortcut: bool = True,
 
     With ``shortcut=False`` the block is plain: y = relu(F(x)).
     """
+    positive_int("basic_block", "width", width)
+    positive_int("basic_block", "strides", strides)
     body = serial(Conv2D(width, 3, strides=strides, use_bias=False), BatchNorm(), relu,
                   Conv2D(width, 3, use_bias=False), BatchNorm())
     if not shortcut:
@@ -53,10 +56,12 @@ def ResNet(stage_sizes: Sequence[int] = (3, 3, 3), widths: Sequence[int] = (16, 
     Shapes: x (batch, H, W, C) -> logits (batch, num_classes). Has BatchNorm state: use
     ``net.apply(params, state, x, train=...)``.
     """
+    positive_int("ResNet", "num_classes", num_classes)
     return _network(stage_sizes, widths, num_classes, True, name)
 
 
 def PlainNet(stage_sizes: Sequence[int] = (3, 3, 3), widths: Sequence[int] = (16, 32, 64),
              num_classes: int = 10, *, name: str = "plain") -> Layer:
     """:func:`ResNet` of the same depth and widths with every shortcut removed."""
+    positive_int("PlainNet", "num_classes", num_classes)
     return _network(stage_sizes, widths, num_classes, False, name)

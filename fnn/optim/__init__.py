@@ -27,6 +27,7 @@ from fnn.optim.base import (EmptyState, GradientTransformation, ScaleByScheduleS
                             scale_by_learning_rate, scale_by_schedule)
 from fnn.optim.hyperparams import (Decay, HyperparamFunction, hyperparams_of,
                                    with_hyperparams)
+from fnn.optim.registry import OPTIMIZERS, optimizer
 from fnn.optim.clip import clip, clip_by_global_norm, global_norm
 from fnn.optim.schedules import (constant_schedule, cosine_decay_schedule, exponential_decay,
                                  inverse_time_decay, join_schedules, linear_schedule,
@@ -61,3 +62,4 @@ __all__ = [
     "inverse_time_decay", "piecewise_constant_schedule", "cosine_decay_schedule",
     "warmup_cosine_decay_schedule", "join_schedules",
 ]
+__all__ += ["OPTIMIZERS", "optimizer"]  # the registry (fnn.optim.registry)

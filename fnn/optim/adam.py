@@ -269,6 +269,7 @@ def scale_by_lion(b1=0.9, b2=0.99, mu_dtype: Optional[Any] = None, *, mode: str 
     Hyperparameters: b1, b2 (``Decay``); the mode and smooth_beta are structure.
     """
     _validate.unit_interval("scale_by_lion", b1=b1, b2=b2)
+    _validate.positive("scale_by_lion", smooth_beta=smooth_beta)
     signs = {"hard": jnp.sign,
              "smooth": lambda c: jnp.tanh(smooth_beta * c),
              "refined": lambda c: jnp.where(jnp.abs(c) < 1.0, c, jnp.sign(c))}

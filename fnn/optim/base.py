@@ -101,6 +101,7 @@ def apply_updates(params, updates):
 def scale(step_size):
     """Multiply updates by a fixed number: u = step_size * g.  Hyperparameters:
     ``{'step_size': step_size}``."""
+    _validate.finite("scale", step_size=step_size)
 
     def update(h, updates, state, params=None):
         del params

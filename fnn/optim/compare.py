@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import validation
 from fnn.optim.base import apply_updates
 
 __all__ = ["Problem", "Comparison", "compare", "quadratic", "rosenbrock"]
@@ -87,8 +88,7 @@ def compare(optimizers: Mapping[str, Any], problem: Problem, *, steps: int = 200
     """
     if not optimizers:
         raise ValueError("compare: give at least one optimizer")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"compare: steps must be a positive int, got {steps!r}")
+    steps = validation.positive_int("compare", "steps", steps)
     for a, b in pairs:
         for name in (a, b):
             if name not in optimizers:

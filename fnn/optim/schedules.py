@@ -21,6 +21,7 @@ from fnn.optim.hyperparams import HyperparamFunction, composed
 
 def constant_schedule(value):
     """lr(t) = value, for every step t.  Hyperparameters: ``{'value': value}``."""
+    _validate.finite("constant_schedule", value=value)
     return HyperparamFunction(lambda h, count: h["value"], {"value": value})
 
 
@@ -36,6 +37,9 @@ def polynomial_schedule(init_value, end_value, power, transition_steps: int,
 
     Hyperparameters: ``span = init_value - end_value`` and ``end_value``.
     """
+    _validate.finite("polynomial_schedule", init_value=init_value, end_value=end_value,
+                     power=power, transition_steps=transition_steps,
+                     transition_begin=transition_begin)
     if transition_steps <= 0:
         return constant_schedule(init_value)
     transition_begin = max(transition_begin, 0)
@@ -51,6 +55,8 @@ def polynomial_schedule(init_value, end_value, power, transition_steps: int,
 def linear_schedule(init_value, end_value, transition_steps: int, transition_begin: int = 0):
     """Linear interpolation from init_value (t <= transition_begin) to end_value
     (t >= transition_begin + transition_steps): ``polynomial_schedule`` with power 1."""
+    _validate.finite("linear_schedule", init_value=init_value, end_value=end_value,
+                     transition_steps=transition_steps, transition_begin=transition_begin)
     return polynomial_schedule(init_value=init_value, end_value=end_value, power=1,
                                transition_steps=transition_steps,
                                transition_begin=transition_begin)
@@ -74,6 +80,9 @@ def exponential_decay(init_value, transition_steps: int, decay_rate: float,
     Differs from: Keras ExponentialDecay and torch ExponentialLR (gamma per epoch) have
     no transition_begin or end_value; with transition_steps=1 this is torch's rule.
     """
+    _validate.finite("exponential_decay", init_value=init_value, end_value=end_value,
+                     transition_steps=transition_steps, decay_rate=decay_rate,
+                     transition_begin=transition_begin)
     if transition_steps <= 0 or decay_rate == 0:
         return constant_schedule(init_value)
     transition_begin = max(transition_begin, 0)
@@ -109,6 +118,7 @@ def inverse_time_decay(init_value, decay_rate, decay_steps: int = 1, staircase: 
     Same rule as Keras InverseTimeDecay. With decay_steps=1 it is torch.optim.Adagrad's
     ``lr_decay``: ``adagrad(inverse_time_decay(lr, lr_decay))``. optax has no equivalent.
     """
+    _validate.finite("inverse_time_decay", init_value=init_value)
     _validate.nonnegative("inverse_time_decay", decay_rate=decay_rate)
     _validate.positive("inverse_time_decay", decay_steps=decay_steps)
 
@@ -165,6 +175,8 @@ def cosine_decay_schedule(init_value, decay_steps: int, alpha=0.0, exponent=1.0)
     Hyperparameters: init_value, alpha and ``one_minus_alpha = 1 - alpha``.
     """
     _validate.positive("cosine_decay_schedule", decay_steps=decay_steps)
+    _validate.finite("cosine_decay_schedule", init_value=init_value, alpha=alpha,
+                     exponent=exponent)
 
     def schedule(h, count):
         # The int count becomes a weakly typed float by standard promotion, as in optax: the
@@ -212,6 +224,14 @@ def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps: int, deca
 
     so lr reaches end_value at step decay_steps (which counts the warm-up too).
     """
+    who = "warmup_cosine_decay_schedule"
+    _validate.finite(who, init_value=init_value, peak_value=peak_value, end_value=end_value,
+                     exponent=exponent)
+    _validate.nonnegative(who, warmup_steps=warmup_steps)
+    _validate.positive(who, decay_steps=decay_steps)
+    if decay_steps <= warmup_steps:
+        raise ValueError(f"{who}: decay_steps must be > warmup_steps (it counts the warm-up), "
+                         f"got decay_steps={decay_steps}, warmup_steps={warmup_steps}")
     alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
     return join_schedules(
         [linear_schedule(init_value=init_value, end_value=peak_value,

@@ -73,8 +73,7 @@ class FitConfig:
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
         set_("epochs", v.positive_int("fit", "epochs", self.epochs))
-        if not v.is_int(self.seed):
-            raise TypeError(f"fit: seed must be an int, got {self.seed!r}")
+        v.integer("fit", "seed", self.seed)
         for name in ("steps_per_epoch", "epochs_per_call", "checkpoint_every"):
             set_(name, v.positive_int("fit", name, getattr(self, name), none_ok=True))
         set_("stream_chunk", v.positive_int("fit", "stream_chunk", self.stream_chunk))

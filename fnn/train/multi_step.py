@@ -9,6 +9,7 @@ import jax
 from fnn._cpu_grad import value_and_grad
 from fnn.optim.base import apply_updates
 from fnn.train.step import TrainState, finite_checks
+from fnn.validation import function, one_of
 
 __all__ = ["multi_step"]
 
@@ -47,13 +48,10 @@ def multi_step(losses: dict[str, Callable], optimizers: dict, *,
         raise ValueError(f"multi_step: losses and optimizers must name the same non-empty set "
                          f"of parameter trees, got losses {sorted(losses)} and optimizers "
                          f"{sorted(optimizers)}")
-    if order not in ("sequential", "simultaneous"):
-        raise ValueError(f"multi_step: order must be 'sequential' or 'simultaneous', got "
-                         f"{order!r}")
+    one_of("multi_step", "order", order, ("sequential", "simultaneous"))
     for name, fn in losses.items():
-        if not callable(fn):
-            raise TypeError(f"multi_step: losses[{name!r}] must be an objective (trees, state, "
-                            f"batch, key, train) -> (loss, (state, metrics)), got {fn!r}")
+        function("multi_step", f"losses[{name!r}]", fn,
+                 "(trees, state, batch, key, train) -> (loss, (state, metrics))")
     names = list(losses)
 
     def update(name, trees, opt_states, grads):

@@ -11,14 +11,13 @@ a loss.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import losses
+from fnn import losses, validation
 from fnn.core import Layer, check_params
 from fnn.optim.hyperparams import HyperparamFunction
 from fnn.validation import local_values
@@ -56,8 +55,7 @@ def supervised(net: Layer, loss: Callable = losses.softmax_cross_entropy, *, l2:
         raise TypeError(f"supervised: loss must be a function (pred, target) -> scalar, e.g. "
                         f"fnn.losses.mse, got {loss!r}")
     for arg, v in (("l2", l2), ("l1", l1)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"supervised: {arg} must be a finite number >= 0, got {v!r}")
+        validation.number("supervised", arg, v, low=0)   # checked; the value is used as given
     if accuracy is None:
         accuracy = loss is losses.softmax_cross_entropy
 

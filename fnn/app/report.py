@@ -6,8 +6,8 @@
 the numbers support it — a quick run, too small to answer, gets no verdict —, the one-line
 summary), then one section per experiment with the
 claim (Chinese original and English translation), the criterion and each check with its
-measured value, the key numbers and every figure embedded as a base64 PNG data URI, so the
-page can be mailed or opened anywhere without the folder.
+measured value (the schema is :mod:`fnn.app.claims`), the key numbers and every figure
+embedded as a base64 PNG data URI, so the page can be mailed or opened anywhere without the folder.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from fnn.app.claims import VERDICT_FIELDS, claims_of
 
 __all__ = ["collect", "render", "write_report"]
 
@@ -85,20 +87,6 @@ def _verdict(results: dict) -> tuple[str, str]:
     return "none", "no claim tested"
 
 
-def _claims(results: dict) -> list[dict]:
-    """The claims an experiment tests: ``claim`` plus any other entries of ``claims``."""
-    found = []
-    main = results.get("claim")
-    if main:
-        found.append(main if isinstance(main, dict) else {"en": str(main)})
-    extra = results.get("claims")
-    if isinstance(extra, dict):
-        for value in extra.values():
-            if isinstance(value, dict) and value not in found:
-                found.append(value)
-    return found
-
-
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -106,8 +94,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 def _scalars(results: dict, limit: int = 24) -> list[tuple[str, Any]]:
     """Top-level numbers and strings worth showing for experiments without ``checks``."""
-    skip = {"summary", "claim", "claims", "criterion", "supported", "checks", "checks_text",
-            "figures", "meta", "config"}
+    skip = {*VERDICT_FIELDS, "checks_text", "figures", "meta", "config"}
     rows = []
     for key, value in results.items():
         if key in skip or key.startswith("_"):
@@ -177,7 +164,7 @@ def _overview(runs: list[dict]) -> str:
     for entry in runs:
         r = entry["results"]
         css, label = ("err", "error") if "error" in entry else _verdict(r)
-        claims = _claims(r)
+        claims = claims_of(r)
         claim = _short(claims[0].get("en", "")) if claims else "—"
         seconds = (r.get("meta") or {}).get("seconds")
         quick = _quick(r)
@@ -230,7 +217,7 @@ def _section(entry: dict) -> str:
                      f"one.</div>")
     if "error" in entry:
         parts.append(f"<p>{_e(entry['error'])}</p>")
-    for claim in _claims(r):
+    for claim in claims_of(r):
         lines = [f"<div class='{css}'{' lang=zh' if key == 'zh' else ''}>{_e(claim[key])}</div>"
                  for key, css in (("zh", "zh"), ("en", "en"), ("source", "src"))
                  if claim.get(key)]

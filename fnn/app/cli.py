@@ -2,20 +2,21 @@
 ``fnn info``, ``fnn report [DIR]``, ``fnn compare-optimizers``. The global options
 (``--cache-dir``, ``--no-compile-cache``) go before or after the subcommand.
 
-The experiments live in the top-level ``experiments`` package, which sits on top of fnn; it
-is imported here lazily so that nothing in the library itself depends on it.
+The CLI is part of the application (``fnn/app``), which sits on top of the library with the
+top-level ``experiments`` package; nothing in the library imports either. The optimizer
+comparison is :mod:`fnn.app.compare`, the report :mod:`fnn.app.report`. A subcommand is a
+``cmd_<name>(args) -> exit status`` and a few lines in :func:`build_parser`.
 """
 from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 import sys
 import time
 
-
-def _experiments():
-    return importlib.import_module("experiments")
+import experiments
+from fnn.app import compare
+from fnn.app.report import write_report
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -31,7 +32,6 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def cmd_list(args) -> int:
-    experiments = _experiments()
     for name in experiments.names():
         default = "*" if name in experiments.DEFAULT_SUITE else " "
         print(f"{default} {name:<20} {experiments.load(name).DESCRIPTION}")
@@ -40,10 +40,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from fnn.report import write_report
     from fnn.sharding import is_primary as fnn_primary
 
-    experiments = _experiments()
     names = args.names or list(experiments.DEFAULT_SUITE)
     overrides = dict(args.set or [])
     for name in names:  # fail on a typo (a name, a key, a value) before spending any time
@@ -67,8 +65,6 @@ def cmd_run(args) -> int:
 
 def cmd_report(args) -> int:
     """Collect DIR/*/results.json and their figures into one self-contained HTML page."""
-    from fnn.report import write_report
-
     if args.folder is not None and args.out is not None and args.folder != args.out:
         raise ValueError(f"report: give the results folder once, as DIR or as --out (got "
                          f"{args.folder!r} and --out {args.out!r})")
@@ -93,65 +89,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_compare_optimizers(args) -> int:
-    """Same problem, same start: each fnn optimizer (and optax's twin) -> JSON, figure, table."""
-    import json
-    from pathlib import Path
-
-    import jax
-    import numpy as np
-    import optax
-
-    import fnn
-    from fnn import plot
-    from fnn.optim import compare as cmp
-
-    from fnn._names import did_you_mean
-
-    known = ["sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam",
-             "amsgrad", "lion"]
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    if not names:
-        raise ValueError(f"--optimizers names no optimizer (got {args.optimizers!r}); try "
-                         f"{', '.join(known)}")
-    for name in names:
-        if not callable(getattr(fnn.optim, name, None)) or name.startswith("scale"):
-            raise ValueError(f"unknown optimizer {name!r}{did_you_mean(name, known)}; try "
-                             f"{', '.join(known)}")
-    if not (args.learning_rate > 0 and args.learning_rate != float("inf")):
-        raise ValueError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
-    if args.steps < 1:
-        raise ValueError(f"--steps must be a positive int, got {args.steps}")
-    if args.problem == "mlp":
-        problem = _experiments().load("optimizers").mlp_problem(64, 0)
-    else:
-        problem = {"quadratic": cmp.quadratic, "rosenbrock": cmp.rosenbrock}[args.problem]()
-    optimizers, pairs = {}, []
-    for name in names:
-        optimizers[f"fnn {name}"] = getattr(fnn.optim, name)(args.learning_rate)
-        if args.reference == "optax":
-            optimizers[f"optax {name}"] = getattr(optax, name)(args.learning_rate)
-            pairs.append((f"fnn {name}", f"optax {name}"))
-    with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
-        result = cmp.compare(optimizers, problem, steps=args.steps, pairs=pairs)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    experiments = _experiments()
-    record = {"problem": args.problem, "learning_rate": args.learning_rate, "steps": args.steps,
-              "losses": result.losses, "max_param_diff": result.max_param_diff,
-              "seconds_per_step": result.seconds_per_step}
-    (out / "compare.json").write_text(json.dumps(experiments.to_json(record), indent=2) + "\n")
-    fig, ax = plot.figure(1, size=(6.5, 4.2))
-    plot.loss_curves(ax, result.losses, title=f"{args.problem}, learning rate {args.learning_rate}",
-                     styles={k: {"ls": "--"} for k in result.losses if k.startswith("optax")})
-    plot.save(fig, out / "compare.png")
-
-    print(f"{'optimizer':<18}{'final loss':>12}{'max |dparam|':>14}{'us/step':>10}")
-    for name, losses in result.losses.items():
-        pair = next((f"{a} vs {b}" for a, b in pairs if name in (a, b)), None)
-        diff = f"{np.max(result.max_param_diff[pair]):.1e}" if pair else "-"
-        print(f"{name:<18}{losses[-1]:>12.4g}{diff:>14}{1e6 * result.seconds_per_step[name]:>10.1f}")
-    print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
+    """Same problem, same start: each fnn optimizer (and optax's twin) -> JSON, figure, table
+    (:mod:`fnn.app.compare`)."""
+    record = compare.run(compare.parse_names(args.optimizers), args.problem,
+                         learning_rate=args.learning_rate, steps=args.steps,
+                         reference=args.reference, out=args.out)
+    print(compare.table(record))
+    print(f"wrote {args.out}/compare.json, compare.png and results.json (shown by `fnn report`)")
     return 0
 
 
@@ -192,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     comp = add("compare-optimizers",
                help="train one problem with several optimizers (fnn vs optax)")
-    comp.add_argument("--optimizers", default="sgd,adam", help="comma-separated names")
-    comp.add_argument("--problem", choices=("quadratic", "rosenbrock", "mlp"), default="mlp")
+    comp.add_argument("--optimizers", default="sgd,adam", help="comma-separated names, of "
+                      f"{', '.join(compare.OPTIMIZERS)}")
+    comp.add_argument("--problem", choices=compare.PROBLEMS, default="mlp")
     comp.add_argument("--learning-rate", type=float, default=0.01)
     comp.add_argument("--steps", type=int, default=200)
     comp.add_argument("--reference", choices=("optax", "none"), default="optax",
