@@ -4,6 +4,7 @@ runner over them (:func:`prepare`)."""
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -15,7 +16,8 @@ from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.step import TrainState, checked_step
-from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
+from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
+                              check_validation_stream, is_stream, stream_mean_metrics)
 from fnn.validation import finite_data, num_examples
 
 __all__ = ["Inputs", "prepare"]
@@ -42,8 +44,12 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
                              axis=config.data_axis)
     check_data = getattr(objective, "check_data", None)
+    check_validation_stream("fit", val_data)
     if streaming:
+        check_stream_options("fit", config.batch_size, val_data)
         batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
+        if check_data is not None:
+            batches.check_batch = lambda b, where: check_data(params, state, b, where)
         example, n = batches.first, None
         batch_size = batches.batch_size * jax.process_count()
         steps_per_epoch = _stream_steps(config, data, batches)
@@ -51,7 +57,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         if config.steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
                              "make n // batch_size steps per epoch")
-        n = num_examples("fit", data)
+        data, n = _whole_shards(parallel, data)
         batch_size = batch_size_for("fit", config.batch_size, n)
         if config.check_finite_inputs:
             finite_data("fit", data)
@@ -80,6 +86,21 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
     return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned)
+
+
+def _whole_shards(parallel: DataParallel | None, data):
+    """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
+    warning (as a single-device epoch drops its last partial batch), so every device holds
+    an equal shard; host data only (a global array is already split)."""
+    n = num_examples("fit", data)
+    rest = n % parallel.size if parallel is not None else 0
+    if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
+                       for a in jax.tree.leaves(data)):
+        return data, n
+    warnings.warn(f"fit: the data's {n} examples do not divide by the {parallel.size} devices "
+                  f"of mesh axis {parallel.axis!r}; training on the first {n - rest} (the last "
+                  f"{rest} are dropped, as a last partial batch is)", stacklevel=4)
+    return jax.tree.map(lambda a: a[: n - rest], data), n - rest
 
 
 def _placed(parallel: DataParallel | None, data):

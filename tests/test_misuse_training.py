@@ -1,0 +1,132 @@
+"""Issue #22: the misuse cases that used to give a silent wrong result or a raw error in
+training (early stopping, streams, data-parallel, evaluate, the train flag, divergence)."""
+import re
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+
+
+def blobs(n=120, d=4, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, d)) * 3
+    y = rng.integers(0, classes, n).astype(np.int32)
+    x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return x, y
+
+
+NET = fnn.serial(fnn.Dense(8), fnn.relu, fnn.Dense(3))
+PARAMS = NET.init(jax.random.key(0), (4,))[0]
+OBJ = fnn.supervised(NET)
+
+
+def fit(data, **kw):
+    kw = {"progress": False, **kw}
+    return fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.1), data, **kw)
+
+
+# ----------------------------------------------------------------------------- item 5
+
+def test_item5_stream_labels_are_range_checked_on_every_batch():
+    x, y = blobs(160)
+    bad = y.copy()
+    bad[5 * 16 + 3] = 12                                   # a label 12 in batch 5, 3 outputs
+    stream = [(x[i:i + 16], bad[i:i + 16]) for i in range(0, 160, 16)]
+    with pytest.raises(ValueError, match=r"fit \(batch 5 of the stream\): integer labels must "
+                                         r"lie in \[0, 3\) .* got values from 0 to 12"):
+        fit(iter(stream), steps_per_epoch=10, epochs=1)
+    with pytest.raises(ValueError, match=r"evaluate \(batch 5 of the stream\): integer labels"):
+        fnn.evaluate(OBJ, PARAMS, iter(stream))
+
+
+# ----------------------------------------------------------------------------- item 8
+
+def test_item8_evaluate_takes_model_state_as_fit_does():
+    x, y = blobs()
+    new = fnn.evaluate(OBJ, PARAMS, (x, y))
+    keyword = fnn.evaluate(OBJ, PARAMS, (x, y), model_state={})
+    older = fnn.evaluate(OBJ, PARAMS, {}, (x, y))
+    assert new == keyword == older
+    assert set(new) == {"loss", "accuracy"} and np.isfinite(new["loss"])
+    with pytest.raises(TypeError, match=r"evaluate: expected evaluate\(objective, params, data, "
+                                        r"model_state=..."):
+        fnn.evaluate(OBJ, PARAMS, {}, (x, y), model_state={})
+
+
+# ----------------------------------------------------------------------------- item 9
+
+def test_item9_a_traced_train_flag_gets_an_fnn_message():
+    net = fnn.serial(fnn.Dense(3), fnn.Dropout(0.5))
+    p, s = net.init(jax.random.key(0), (2,))
+    x = jnp.ones((4, 2))
+    with pytest.raises(TypeError, match=r"serial: train must be a Python bool, got a traced "
+                                        r"value .*static_argnames='train'"):
+        jax.jit(net.apply)(p, s, x, key=jax.random.key(0), train=True)
+    y, _ = jax.jit(net.apply, static_argnames="train")(p, s, x, key=jax.random.key(0),
+                                                        train=True)
+    assert y.shape == (4, 3) and bool(jnp.any(y == 0))     # dropout ran
+
+
+# ----------------------------------------------------------------------------- item 10
+
+def test_item10_a_one_shot_validation_generator_is_refused_before_training():
+    x, y = blobs()
+    trained = []
+    gen = ((x[i:i + 20], y[i:i + 20]) for i in range(0, 120, 20))
+    with pytest.raises(ValueError, match=r"fit: validation_data is a one-shot iterator "
+                                         r"\(generator\).*a list of \(x, y\) batches"):
+        fit((x, y), epochs=2, validation_data=gen,
+            callbacks=[lambda e, m: trained.append(e)])
+    assert trained == []                                   # refused before epoch 0
+
+
+def test_item10_a_list_of_batches_is_a_stream_for_training_validation_and_evaluate():
+    x, y = blobs()
+    batches = [(x[i:i + 20], y[i:i + 20]) for i in range(0, 120, 20)]
+    listed = fit(batches, epochs=3, validation_data=batches)
+    streamed = fit(lambda_iter(batches), epochs=3, validation_data=lambda_iter(batches))
+    np.testing.assert_array_equal(listed.history["loss"], streamed.history["loss"])
+    np.testing.assert_allclose(listed.history["val_loss"], streamed.history["val_loss"])
+    assert listed.history["loss"][-1] < listed.history["loss"][0]
+    np.testing.assert_allclose(fnn.evaluate(OBJ, listed.params, batches)["loss"],
+                               fnn.evaluate(OBJ, listed.params, (x, y))["loss"], rtol=1e-5)
+
+
+class lambda_iter:
+    """A re-iterable over a list (what a DataLoader is)."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+# ----------------------------------------------------------------------------- item 11
+
+def test_item11_batch_size_with_a_stream_is_refused():
+    x, y = blobs()
+    batches = [(x[i:i + 20], y[i:i + 20]) for i in range(0, 120, 20)]
+    with pytest.raises(ValueError, match=r"fit: batch_size=32 has no effect on a stream of "
+                                         r"batches"):
+        fit(batches, batch_size=32)
+
+
+# ----------------------------------------------------------------------------- item 12
+
+def test_item12_data_parallel_fit_drops_the_remainder_and_says_so():
+    x, y = blobs(1437)
+    mesh = jax.make_mesh((4,), ("data",))
+    with pytest.warns(UserWarning, match=r"fit: the data's 1437 examples do not divide by the "
+                                         r"4 devices of mesh axis 'data'; training on the first "
+                                         r"1436 \(the last 1 are dropped"):
+        parallel = fit((x, y), batch_size=64, epochs=2, mesh=mesh, shuffle_blocks=None)
+    alone = fit((x[:1436], y[:1436]), batch_size=64, epochs=2, shuffle_blocks=4)
+    np.testing.assert_allclose(parallel.history["loss"], alone.history["loss"], rtol=1e-5)
