@@ -130,3 +130,65 @@ def test_item12_data_parallel_fit_drops_the_remainder_and_says_so():
         parallel = fit((x, y), batch_size=64, epochs=2, mesh=mesh, shuffle_blocks=None)
     alone = fit((x[:1436], y[:1436]), batch_size=64, epochs=2, shuffle_blocks=4)
     np.testing.assert_allclose(parallel.history["loss"], alone.history["loss"], rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- item 1
+
+def small_problem():
+    x, y = blobs(200, seed=1)
+    return (x[:120], y[:120]), (x[120:], y[120:])
+
+
+def test_item1_early_stopping_maximises_an_accuracy_by_default():
+    train, val = small_problem()
+    rule = fnn.EarlyStopping(monitor="val_accuracy", patience=3)
+    assert rule.mode == "auto"
+    result = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, epochs=30, batch_size=20,
+                     validation_data=val, early_stopping=rule, progress=False)
+    acc = result.history["val_accuracy"]
+    best = fnn.evaluate(OBJ, result.params, val)["accuracy"]
+    assert best == pytest.approx(acc.max(), abs=1e-6)        # the best epoch, by the maximum
+    assert acc.max() > 0.8 and len(acc) > 4
+    with pytest.warns(UserWarning, match=r"EarlyStopping: mode='min' minimises 'val_accuracy', "
+                                         r"which reads as a metric to maximise"):
+        fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, epochs=2, batch_size=20,
+                validation_data=val, progress=False,
+                early_stopping=fnn.EarlyStopping(monitor="val_accuracy", mode="min"))
+    assert fnn.train.early_stopping.mode_of(fnn.EarlyStopping("val_loss")) == "min"
+    assert fnn.train.early_stopping.mode_of(fnn.EarlyStopping("val_f1")) == "max"
+
+
+def test_item1_the_monitor_is_checked_before_compiling():
+    train, val = small_problem()
+    seen = []
+    with pytest.raises(ValueError, match=r"EarlyStopping: no metric 'val_acuracy'; did you mean "
+                                         r"'val_accuracy'\?; this fit reports \['accuracy', "
+                                         r"'loss', 'val_accuracy', 'val_loss'\]"):
+        fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, epochs=3, validation_data=val,
+                early_stopping=fnn.EarlyStopping(monitor="val_acuracy"), progress=False,
+                callbacks=[lambda e, m: seen.append(e)])
+    assert seen == []
+
+
+def test_item1_early_stopping_says_when_it_stops_and_a_larger_patience_resumes(tmp_path, capsys):
+    train, val = small_problem()
+    rule = fnn.EarlyStopping(monitor="loss", patience=2, mode="max")   # loss falls: stops early
+    common = dict(epochs=12, batch_size=20, validation_data=val, checkpoint_dir=tmp_path)
+    first = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, early_stopping=rule, **common)
+    stop = first.early_stop
+    assert (stop.epoch, stop.best_epoch, stop.restored) == (2, 0, True)
+    assert stop.best_value == pytest.approx(first.history["loss"][0])
+    assert len(first.history["loss"]) == 3
+    err = capsys.readouterr().err
+    assert ("fit: early stopping after epoch 2: loss has not improved for 2 epochs (mode "
+            "'max'); best loss") in err and "returning epoch 0's params" in err
+    with pytest.warns(UserWarning, match=r"fit: the resumed run was stopped early after epoch "
+                                         r"2 .*nothing is trained. Pass a larger patience"):
+        again = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, early_stopping=rule,
+                        resume=True, **common)
+    assert len(again.history["loss"]) == 3 and again.early_stop == stop
+    longer = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.02), train, resume=True,
+                     early_stopping=rule._replace(patience=5), **common)
+    assert len(longer.history["loss"]) == 6                 # trained on, stopped at epoch 5
+    assert longer.early_stop.epoch == 5 and longer.early_stop.best_epoch == 0
+    assert "training continues" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from typing import Any
 from fnn import validation as v
 from fnn.core import Layer
 from fnn.precision import get_policy
-from fnn.train.early_stopping import EarlyStopping
+from fnn.train.early_stopping import EarlyStopping, mode_of
 from fnn.train.engine import GUARDS
 
 __all__ = ["FitConfig", "batch_size_for", "check_trainer"]
@@ -121,7 +121,8 @@ class FitConfig:
         if not isinstance(rule, EarlyStopping):
             raise TypeError(f"fit: early_stopping must be an fnn.EarlyStopping, got "
                             f"{type(rule).__name__}")
-        v.one_of("EarlyStopping", "mode", rule.mode, ("min", "max"))
+        v.one_of("EarlyStopping", "mode", rule.mode, ("auto", "min", "max"))
+        object.__setattr__(self, "early_stopping", rule._replace(mode=mode_of(rule, 7)))
         v.positive_int("EarlyStopping", "patience", rule.patience)
         v.number("EarlyStopping", "min_delta", rule.min_delta, low=0)
         if rule.monitor.startswith("val_") and not self.validation:

@@ -3,6 +3,7 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -12,7 +13,7 @@ import numpy as np
 from fnn.train.checkpointing import FitCheckpoints
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
-from fnn.train.early_stopping import EarlyStopper, EarlyStopping
+from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
 from fnn.train.history import History
 from fnn.train.inputs import Inputs, prepare
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
@@ -23,12 +24,15 @@ __all__ = ["FitResult", "fit"]
 
 
 class FitResult(NamedTuple):
-    """What ``fit`` returns: final (or best) params and states, and per-epoch ``history``
-    (``{metric: np.ndarray[epochs]}``; validation metrics are prefixed ``val_``)."""
+    """What ``fit`` returns: final (or best) params and states, per-epoch ``history``
+    (``{metric: np.ndarray[epochs]}``; validation metrics are prefixed ``val_``) and
+    ``early_stop`` (an :class:`fnn.train.early_stopping.EarlyStop` when early stopping ended
+    the run, else None)."""
     params: Any
     model_state: Any
     opt_state: Any
     history: dict
+    early_stop: Any = None
 
 
 def fit(objective: Callable, params, optimizer, data, *, model_state=None, epochs: int = 1,
@@ -118,6 +122,10 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
                        shuffle_blocks, precision=precision)
     model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
+    if early_stopping is not None:   # before anything compiles
+        check_monitor(config.early_stopping, metric_names(
+            objective, params, model_state, inputs.example, validation=config.validation,
+            skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
     ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
     checkpoints = None
@@ -142,6 +150,7 @@ class FitRun:
         rule = config.early_stopping
         self.stopper = EarlyStopper(rule) if rule is not None else None
         self.pending = None   # (outputs, count) of a compiled call not yet recorded
+        self.early_stop = None   # an EarlyStop once early stopping ends the run
         if config.resume:
             self.resume()
         self.step = int(self.ts.step)  # the global step counter, tracked on the host too
@@ -166,7 +175,7 @@ class FitRun:
         best = self.stopper.best if self.stopper is not None else None
         params, model_state = (self.ts.params, self.ts.model_state) if best is None else best
         return FitResult(*self.inputs.returned((params, model_state, self.ts.opt_state)),
-                         self.history.arrays())
+                         self.history.arrays(), self.early_stop)
 
     def record(self) -> list[dict]:
         """Take in the pending call's outputs; returns its epochs' metric rows."""
@@ -183,8 +192,12 @@ class FitRun:
     def after_epochs(self, rows: list[dict]) -> None:
         """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded."""
         if self.stopper is not None:
-            for row in rows:
-                self.stop = self.stopper.update(row, self.ts) or self.stop
+            for i, row in enumerate(rows):
+                epoch = self.epoch - len(rows) + i
+                if self.stopper.update(row, self.ts, epoch) and not self.stop:
+                    self.stop, self.early_stop = True, self.stopper.report(epoch)
+                    if self.config.progress is not False and is_primary():
+                        print(self.early_stop.describe(), file=sys.stderr, flush=True)
         every = self.config.checkpoint_every
         done = self.epoch >= self.config.epochs
         if self.checkpoints is not None and ((every is not None and self.epoch % every == 0)
@@ -223,6 +236,9 @@ class FitRun:
                                         **(meta.get("early_stopping") or {}))
         self.history = History.from_json(meta["history"])
         self.epoch, self.stop = int(meta["epoch"]), bool(meta.get("stopped"))
+        if self.stop and self.stopper is not None and self.stopper.stopped_epoch is not None:
+            self.early_stop = self.stopper.resumed()
+            self.stop = self.early_stop is not None
 
     def interrupted(self) -> None:
         """KeyboardInterrupt: record a call that finished, save, warn (then fit re-raises)."""

@@ -27,13 +27,15 @@ class Inputs(NamedTuple):
     """``runner(ts, first_epoch, count) -> (ts, metrics, guard)``; ``steps_per_epoch``;
     ``sizes`` (recorded in checkpoints); ``per_epoch``: host work follows every epoch (a
     stream), so calls run one epoch each; ``place(ts)`` copies a train state to where the
-    runner wants it; ``returned(tree)`` puts results back where the user's arrays were."""
+    runner wants it; ``returned(tree)`` puts results back where the user's arrays were;
+    ``example``: the training data (arrays) or a stream's first batch."""
     runner: Callable
     steps_per_epoch: int
     sizes: dict
     per_epoch: bool
     place: Callable
     returned: Callable
+    example: Any = None
 
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
@@ -85,7 +87,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned)
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example)
 
 
 def _whole_shards(parallel: DataParallel | None, data):
