@@ -69,6 +69,7 @@ class FitConfig:
     data_axis: str = "data"
     shuffle_blocks: int | None = None
     precision: Any = None
+    overwrite: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -92,7 +93,7 @@ class FitConfig:
                                  f"scaling (precision {self.precision}): an overflowing step is "
                                  f"expected there and is skipped while the scale halves; use "
                                  f"on_nonfinite='skip' or None")
-        for name in ("resume", "check_finite_inputs"):
+        for name in ("resume", "check_finite_inputs", "overwrite"):
             v.flag("fit", name, getattr(self, name))
         if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
             raise ValueError(f"fit: progress must be True (a bar on a terminal, else a line "
@@ -106,6 +107,10 @@ class FitConfig:
         if self.checkpoint_dir is None and (self.resume or self.checkpoint_every is not None):
             raise ValueError(f"fit: {'resume=True' if self.resume else 'checkpoint_every'} needs "
                              f"checkpoint_dir (the directory the checkpoints are in)")
+        if self.overwrite and (self.resume or self.checkpoint_dir is None):
+            raise ValueError(f"fit: overwrite=True deletes the checkpoints in checkpoint_dir "
+                             f"before a fresh run; it cannot be combined with "
+                             f"{'resume=True' if self.resume else 'checkpoint_dir=None'}")
         if self.keep is not None:
             v.positive_int("fit", "keep", self.keep)
         callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)

@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from fnn.train.checkpointing import FitCheckpoints
+from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
 from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
@@ -41,6 +41,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         callbacks: Sequence[Callable[[int, dict], bool | None]] = (), progress=True,
         epochs_per_call: int | None = None, checkpoint_dir=None,
         checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
+        overwrite: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
         stream_chunk: int = 16, mesh=None, data_axis: str = "data",
         shuffle_blocks: int | None = None, precision=None) -> FitResult:
@@ -83,7 +84,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
       resume: continue from the newest intact checkpoint in ``checkpoint_dir`` (corrupt ones
         are skipped with a warning; without any, start afresh). The result is bit-identical
         to an uninterrupted run with the same arguments (a stream is read on from where it
-        stands).
+        stands). A run owns its directory: with ``resume=False`` a directory that already
+        holds checkpoints is refused before training, unless ``overwrite=True``.
+      overwrite: delete the checkpoints already in ``checkpoint_dir`` before a fresh run.
+        (The directory is checked writable before training, by a probe file; a checkpoint
+        that cannot be written later warns, and ``fit`` trains on and returns its result.)
       on_nonfinite: the NaN guard, checked on device at every step: None (off; ``fit`` warns
         at the end if the loss became non-finite), ``'raise'`` (stop with
         :class:`NonFiniteError`, whose ``report`` names the step, the kind and the first
@@ -119,7 +124,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
                        on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks, precision=precision)
+                       shuffle_blocks, precision=precision, overwrite=overwrite)
     model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
     if early_stopping is not None:   # before anything compiles
@@ -128,13 +133,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
             skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
     ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
-    checkpoints = None
-    if checkpoint_dir is not None:
-        checkpoints = FitCheckpoints(checkpoint_dir, keep, *config.best_metric(),
-                                     {"seed": int(seed), **inputs.sizes,
-                                      "on_nonfinite": on_nonfinite, "epochs": config.epochs,
-                                      "precision": None if policy is None else repr(policy)})
-    return FitRun(config, inputs, ts, checkpoints).train()
+    return FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
 
 
 class FitRun:
@@ -226,16 +225,11 @@ class FitRun:
         found = self.checkpoints.resume(self.ts) if self.checkpoints is not None else None
         if found is None:
             return
-        tree, meta, _ = found
-        self.ts = self.inputs.place(TrainState(tree["params"], tree["model_state"],
-                                               tree["opt_state"], tree["step"],
-                                               tree.get("loss_scale")))
+        self.ts = self.inputs.place(found.ts)
         if self.stopper is not None:
-            best = (tree["best"]["params"], tree["best"]["model_state"]) if "best" in tree else None
-            self.stopper = EarlyStopper(self.config.early_stopping, best=best,
-                                        **(meta.get("early_stopping") or {}))
-        self.history = History.from_json(meta["history"])
-        self.epoch, self.stop = int(meta["epoch"]), bool(meta.get("stopped"))
+            self.stopper = EarlyStopper(self.config.early_stopping, best=found.best,
+                                        **(found.early_stopping or {}))
+        self.history, self.epoch, self.stop = found.history, found.epoch, found.stopped
         if self.stop and self.stopper is not None and self.stopper.stopped_epoch is not None:
             self.early_stop = self.stopper.resumed()
             self.stop = self.early_stop is not None
@@ -251,11 +245,11 @@ class FitRun:
                 self.record()
         deleted = any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(self.ts))
         if self.pending is None and not deleted:  # a donated state is gone: nothing to save
-            if self.checkpoints.saved[0] != self.epoch:
-                self.save(finished=False, stopped=False, reason="interrupt")
-            warnings.warn(f"fit: interrupted after epoch {self.epoch}; saved "
-                          f"{str(self.checkpoints.manager.path(self.epoch))!r} (resume with "
-                          f"resume=True)", stacklevel=4)
+            saved = (self.checkpoints.saved[0] == self.epoch
+                     or self.save(finished=False, stopped=False, reason="interrupt") is not None)
+            where = (f"saved {str(self.checkpoints.manager.path(self.epoch))!r} (resume with "
+                     f"resume=True)" if saved else "its checkpoint could not be written")
+            warnings.warn(f"fit: interrupted after epoch {self.epoch}; {where}", stacklevel=4)
         else:
             warnings.warn("fit: interrupted while the train state was being replaced; the "
                           "newest checkpoint in the directory is the last consistent one",
