@@ -87,3 +87,44 @@ def test_item3_a_save_that_fails_later_warns_and_fit_returns_the_result(tmp_path
     whole = fit(tmp_path / "whole", epochs=4)
     np.testing.assert_array_equal(result.history["loss"], whole.history["loss"])
     jax.tree.map(np.testing.assert_array_equal, result.params, whole.params)
+
+
+# ----------------------------------------------------------------------------- item 4
+
+class Batches:
+    """A re-iterable stream (what a DataLoader is) that can send this process a real SIGINT
+    (Ctrl-C) when it is asked for one given batch."""
+
+    def __init__(self, x, y, size, interrupt_at=None):
+        self.items = [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+        self.interrupt_at, self.served = interrupt_at, 0
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        for item in self.items:
+            if self.served == self.interrupt_at:
+                import os
+                import signal
+                os.kill(os.getpid(), signal.SIGINT)
+            self.served += 1
+            yield item
+
+
+def test_item4_ctrl_c_in_a_streamed_epoch_saves_the_last_complete_epoch(tmp_path):
+    x, y = DATA
+    common = dict(epochs=5, stream_chunk=2, progress=False, checkpoint_dir=tmp_path,
+                  batch_size=None)
+    fit_stream = lambda data, **kw: fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), data,
+                                            **{**common, **kw})
+    stream = Batches(x, y, 20, interrupt_at=6 * 2 + 3)       # epoch 2, batch 3 of 6
+    with pytest.warns(UserWarning, match=r"fit: interrupted after epoch 2; saved "
+                                         r"'.*ckpt-00000002.npz' \(resume with resume=True\)"):
+        with pytest.raises(KeyboardInterrupt):
+            fit_stream(stream)
+    assert epochs_in(tmp_path) == [2]
+    resumed = fit_stream(Batches(x, y, 20), resume=True)
+    whole = fit_stream(Batches(x, y, 20), checkpoint_dir=tmp_path / "whole")
+    np.testing.assert_array_equal(resumed.history["loss"], whole.history["loss"])
+    jax.tree.map(np.testing.assert_array_equal, resumed.params, whole.params)

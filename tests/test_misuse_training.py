@@ -24,9 +24,9 @@ PARAMS = NET.init(jax.random.key(0), (4,))[0]
 OBJ = fnn.supervised(NET)
 
 
-def fit(data, **kw):
+def fit(data, optimizer=None, **kw):
     kw = {"progress": False, **kw}
-    return fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.1), data, **kw)
+    return fnn.fit(OBJ, PARAMS, optimizer or fnn.optim.sgd(0.1), data, **kw)
 
 
 # ----------------------------------------------------------------------------- item 5
@@ -192,3 +192,25 @@ def test_item1_early_stopping_says_when_it_stops_and_a_larger_patience_resumes(t
     assert len(longer.history["loss"]) == 6                 # trained on, stopped at epoch 5
     assert longer.early_stop.epoch == 5 and longer.early_stop.best_epoch == 0
     assert "training continues" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- item 7
+
+def test_item7_a_finite_divergence_warns():
+    x, y = blobs(200)
+    net = fnn.serial(fnn.Dense(8), fnn.tanh, fnn.Dense(3))    # tanh: huge but finite losses
+    params = net.init(jax.random.key(0), (4,))[0]
+    fit = lambda data, optimizer=None, **kw: fnn.fit(
+        fnn.supervised(net), params, optimizer or fnn.optim.sgd(0.1), data, progress=False, **kw)
+    with pytest.warns(fnn.DivergenceWarning, match=r"fit: the training loss diverged: .* times "
+                                                   r"the initial params' .* \(warned above 1000 "
+                                                   r"times\). Lower the learning rate"):
+        wild = fit((x, y), epochs=5, batch_size=20, optimizer=fnn.optim.sgd(1e6))
+    assert np.all(np.isfinite(wild.history["loss"])) and wild.history["loss"][-1] > 1e3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fnn.DivergenceWarning)
+        calm = fit((x, y), epochs=5, batch_size=20)               # a sane rate: no warning
+    assert calm.history["loss"][-1] < calm.history["loss"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fnn.DivergenceWarning)   # switched off
+        fit((x, y), epochs=2, batch_size=20, optimizer=fnn.optim.sgd(1e6))

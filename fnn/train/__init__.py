@@ -9,7 +9,8 @@
   history and the NaN guard's report in modules of their own); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
 """
-from fnn.train.early_stopping import EarlyStopping
+from fnn.train.divergence import DivergenceWarning
+from fnn.train.early_stopping import EarlyStop, EarlyStopping
 from fnn.train.evaluate import evaluate
 from fnn.train.fit import FitResult, fit
 from fnn.train.multi_step import multi_step
@@ -18,4 +19,4 @@ from fnn.train.objective import Objective, supervised
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
-           "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]

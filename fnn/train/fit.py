@@ -13,6 +13,7 @@ import numpy as np
 from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
+from fnn.train.divergence import initial_loss, warn_if_diverged
 from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
 from fnn.train.history import History
 from fnn.train.inputs import Inputs, prepare
@@ -133,7 +134,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
             skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
     ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
-    return FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
+    reference = initial_loss(objective, params, model_state, inputs.example,
+                             inputs.sizes["batch_size"])
+    result = FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
+    warn_if_diverged(result.history, reference)
+    return result
 
 
 class FitRun:

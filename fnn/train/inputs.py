@@ -83,7 +83,8 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
                                                                            batch_dim=1)
         runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays,
-                              keys, place=chunk, evaluate_validation=evaluate_validation)
+                              keys, place=chunk, evaluate_validation=evaluate_validation,
+                              keep_input=config.checkpoint_dir is not None)
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None

@@ -220,14 +220,17 @@ class StreamEpochs:
     guard)``, each epoch ``steps_per_epoch`` batches in chunks of ``chunk`` (see the module
     docstring); ``place`` puts a stacked host chunk on the device(s). ``ts`` is donated.
     ``evaluate_validation(ts)`` (optional) adds metrics after each epoch (for streamed
-    validation data; arrays go through the loop's own validation pass)."""
+    validation data; arrays go through the loop's own validation pass). ``keep_input``: the
+    ``ts`` passed in is copied, not donated, so it stays valid until the call returns: a
+    Ctrl-C anywhere in a streamed epoch (waiting for a batch, in a chunk) leaves the caller
+    the state of the last complete epoch to save, as in memory."""
 
     def __init__(self, loop: EpochLoop, batches: HostBatches, steps_per_epoch: int, chunk: int,
                  val_data, keys, *, place: Callable = jax.device_put,
-                 evaluate_validation: Callable | None = None):
+                 evaluate_validation: Callable | None = None, keep_input: bool = False):
         self.loop, self.batches, self.steps, self.chunk = loop, batches, steps_per_epoch, chunk
         self.val_data, self.keys, self.place = val_data, keys, place
-        self.evaluate_validation = evaluate_validation
+        self.evaluate_validation, self.keep_input = evaluate_validation, keep_input
 
     def _chunks(self, epoch: int):
         """The epoch's chunks, stacked on the host: ``(chunk, is_last)``."""
@@ -267,6 +270,8 @@ class StreamEpochs:
         return jax.tree.map(lambda s: jnp.zeros((0, *s.shape[1:]), s.dtype), shapes)
 
     def __call__(self, ts: TrainState, first_epoch: int, count: int):
+        if self.keep_input:
+            ts = jax.tree.map(jnp.copy, ts)
         carry, rows = (ts, initial_guard(self.loop)), []
         for e in range(first_epoch, first_epoch + count):
             carry, row = self.epoch(carry, e)
