@@ -128,3 +128,35 @@ def test_item4_ctrl_c_in_a_streamed_epoch_saves_the_last_complete_epoch(tmp_path
     whole = fit_stream(Batches(x, y, 20), checkpoint_dir=tmp_path / "whole")
     np.testing.assert_array_equal(resumed.history["loss"], whole.history["loss"])
     jax.tree.map(np.testing.assert_array_equal, resumed.params, whole.params)
+
+
+# ----------------------------------------------------------------------------- item 6
+
+@pytest.mark.parametrize("before,after", [(4, 1), (1, 4)])
+def test_item6_a_resume_keeps_the_shuffle_layout_on_any_device_count(tmp_path, before, after):
+    x, y = blobs(128, seed=3)
+    devices = jax.devices()
+    mesh = lambda n: jax.make_mesh((n,), ("data",), devices=devices[:n]) if n > 1 else None
+    run = lambda devices_, **kw: fnn.fit(OBJ, PARAMS, fnn.optim.rmsprop(1e-2), (x, y),
+                                         batch_size=16, seed=2, progress=False,
+                                         mesh=mesh(devices_), **kw)
+    whole = run(before, epochs=9, checkpoint_dir=tmp_path / "whole")
+    run(before, epochs=4, checkpoint_dir=tmp_path / "run")
+    meta = checkpoint.read_manifest(tmp_path / "run" / "ckpt-00000004.npz")["metadata"]["fit"]
+    assert meta["shuffle_blocks"] == before                  # the layout is recorded
+    resumed = run(after, epochs=9, checkpoint_dir=tmp_path / "run", resume=True)
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-6,
+                               atol=1e-6)
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+    other = run(after, epochs=9, checkpoint_dir=tmp_path / "other")   # its own order differs
+    assert np.abs(other.history["loss"] - whole.history["loss"]).max() > 1e-4
+
+
+def test_item6_shuffle_blocks_is_accepted_on_a_mesh_of_another_size():
+    x, y = blobs(128, seed=3)
+    mesh = jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])
+    kw = dict(batch_size=16, seed=2, progress=False, epochs=3)
+    two = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), (x, y), mesh=mesh, shuffle_blocks=4, **kw)
+    one = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), (x, y), shuffle_blocks=4, **kw)
+    np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-6)

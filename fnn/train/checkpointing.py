@@ -20,7 +20,8 @@ from fnn import checkpoint as ckpt
 from fnn.train.history import History
 from fnn.train.step import TrainState
 
-__all__ = ["FitCheckpoints", "ResumePoint", "RESUME_KEYS", "fit_checkpoints", "recorded_layout"]
+__all__ = ["FitCheckpoints", "ResumePoint", "RESUME_KEYS", "fit_checkpoints", "recorded_layout",
+           "resumed_shuffle_blocks"]
 
 # fit arguments a resumed run must share with the run that wrote the checkpoint
 RESUME_KEYS = ("seed", "batch_size", "num_examples", "on_nonfinite", "precision")
@@ -151,7 +152,8 @@ class FitCheckpoints:
         return None
 
     def _warn_mismatch(self, path: Path, meta: dict) -> None:
-        for key in RESUME_KEYS:
+        recorded = ("shuffle_blocks",) if "shuffle_blocks" in meta else ()
+        for key in RESUME_KEYS + recorded:
             if meta.get(key) != self.config[key]:
                 warnings.warn(f"fit: resuming from {str(path)!r}, which was written with "
                               f"{key}={meta.get(key)!r}, but this call has "
@@ -173,10 +175,18 @@ def fit_checkpoints(config, sizes: dict) -> FitCheckpoints | None:
     return checkpoints
 
 
+def resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks):
+    """``fit``'s ``shuffle_blocks`` for a resume that does not give one: the layout recorded
+    in the newest checkpoint, so the continuation shuffles as the run that wrote it did, on
+    any device count (a 4-device run's order continued on 1 device, or the reverse)."""
+    if resume is not True or checkpoint_dir is None or shuffle_blocks is not None:
+        return shuffle_blocks
+    return recorded_layout(checkpoint_dir).get("shuffle_blocks")
+
+
 def recorded_layout(directory) -> dict:
     """The shuffle layout ``{"shuffle_blocks": B}`` recorded in the newest readable
-    checkpoint of ``directory`` (``{}`` when none records one), read before a resume builds
-    its epoch loop, so the continuation shuffles as the run that wrote it did."""
+    checkpoint of ``directory`` (``{}`` when none records one)."""
     manager = ckpt.CheckpointManager(directory, keep=None)
     for path in reversed(manager.list()):
         try:

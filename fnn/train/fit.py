@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints
+from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints, resumed_shuffle_blocks
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
 from fnn.train.divergence import initial_loss, warn_if_diverged
@@ -108,8 +108,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         already sharded (``NamedSharding(mesh, P('data'))``) trains over its own mesh; host
         data is sharded for you (see :mod:`fnn.sharding`). The global batch must divide by
         the axis's devices.
-      shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`): the data
-        shards when data-parallel; on one device, B > 1 reproduces a B-device run's order.
+      shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`; default:
+        the data shards when data-parallel, else 1). Any B gives the same order on any device
+        count: on one device, B = 4 reproduces a 4-device run's order. Checkpoints record it,
+        and a resume without ``shuffle_blocks`` reuses it (a 4-device run continues on 1
+        device, or the reverse, in its own order).
       precision: a mixed-precision policy (:class:`fnn.precision.Policy` or its string, e.g.
         ``"params=float32,compute=bfloat16,output=float32"``): ``params`` are kept in its
         param dtype (the optimizer state with them), each step and the validation pass run
@@ -121,6 +124,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
     """
     check_trainer("fit", objective, optimizer)
+    shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
     config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,

@@ -78,7 +78,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
         runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
-        sizes = {"batch_size": batch_size, "num_examples": n}
+        sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
     else:
         chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
                                                                            batch_dim=1)
@@ -117,14 +117,13 @@ def _placed(parallel: DataParallel | None, data):
 
 
 def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_size) -> int:
-    """B of the shuffle: the data shards when data-parallel, else ``config.shuffle_blocks``."""
+    """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
+    (else 1). Any B gives the same order on any device count (a B other than the shards
+    costs some communication), which is how a resume keeps a checkpoint's order."""
     blocks = config.shuffle_blocks
     if parallel is not None:
         parallel.check_batch("fit", batch_size)
-        if blocks is not None and blocks != parallel.size:
-            raise ValueError(f"fit: shuffle_blocks={blocks} differs from the {parallel.size} "
-                             f"data shards of mesh axis {parallel.axis!r}; leave it None")
-        blocks = parallel.size
+        blocks = blocks or parallel.size
     blocks = blocks or 1
     if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
         raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
