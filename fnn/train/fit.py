@@ -138,10 +138,9 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
             skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
     ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
-    reference = initial_loss(objective, params, model_state, inputs.example,
-                             inputs.sizes["batch_size"])
     result = FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
-    warn_if_diverged(result.history, reference)
+    warn_if_diverged(result.history, lambda: initial_loss(
+        objective, params, model_state, inputs.example, inputs.sizes["batch_size"]))
     return result
 
 
