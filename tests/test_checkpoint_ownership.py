@@ -118,7 +118,7 @@ def test_item4_ctrl_c_in_a_streamed_epoch_saves_the_last_complete_epoch(tmp_path
                   batch_size=None)
     fit_stream = lambda data, **kw: fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), data,
                                             **{**common, **kw})
-    stream = Batches(x, y, 20, interrupt_at=6 * 2 + 3)       # epoch 2, batch 3 of 6
+    stream = Batches(x, y, 20, interrupt_at=6 * 2 + 5)       # epoch 2, batch 5 of 0..5
     with pytest.warns(UserWarning, match=r"fit: interrupted after epoch 2; saved "
                                          r"'.*ckpt-00000002.npz' \(resume with resume=True\)"):
         with pytest.raises(KeyboardInterrupt):
