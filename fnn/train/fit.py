@@ -55,20 +55,25 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         network with BatchNorm needs its state).
       optimizer: ``fnn.optim`` or optax transformation.
       data: arrays in memory: a pytree of arrays with a leading example axis, e.g. ``(x, y)``
-        (a tuple, list, dict or array); or a **stream**: any other iterable of host batches
-        (a generator, a data loader), each a pytree like ``(x_b, y_b)`` of one fixed shape.
+        (a tuple, list, dict or array); or a **stream**: a list of batches ``[(x_0, y_0),
+        ...]`` or any other iterable of host batches (a generator, a data loader), each a
+        pytree like ``(x_b, y_b)`` of one fixed shape; every batch's labels are checked.
         A one-shot iterator is read on across epochs; a re-iterable is iterated afresh each
         epoch. See :mod:`fnn.train.stream`.
       epochs: passes over the data (in total, counting those of a resumed run). With
         ``batch_size=None`` every epoch is one full-batch step.
       batch_size: minibatch size for arrays (shuffled each epoch, last partial batch
-        dropped) or None (full batch). A stream's batches are used as they come.
+        dropped) or None (full batch). A stream's batches are used as they come (a
+        ``batch_size`` with a stream is refused). Data-parallel, examples that do not divide
+        by the devices are dropped from the end, with a warning.
       steps_per_epoch: batches per epoch of a stream (default: ``len(data)``; needed for a
         generator).
       seed: determines the shuffles and the per-step keys (dropout etc.).
-      validation_data: arrays or a re-iterable stream, evaluated after every epoch and
+      validation_data: arrays or a re-iterable stream (a list of batches, a data loader;
+        a one-shot iterator is refused before training), evaluated after every epoch and
         reported as ``val_<metric>``.
-      early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``).
+      early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``;
+        its monitor is checked against the objective's metric names before compiling).
       callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
         checkpoint, if one is due, has been written).
       progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
@@ -119,6 +124,9 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         the objective in its compute dtype (:func:`fnn.precision.cast_objective`). With loss
         scaling (float16 compute) an overflowing step is skipped and the scale halved (the
         guard is ``'skip'``; ``on_nonfinite='raise'`` is refused); checkpoints carry the scale.
+
+    After training, a loss that grew finite but by orders of magnitude warns
+    (:class:`fnn.DivergenceWarning`, see :mod:`fnn.train.divergence`).
 
     Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
