@@ -160,3 +160,16 @@ def test_item6_shuffle_blocks_is_accepted_on_a_mesh_of_another_size():
     two = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), (x, y), mesh=mesh, shuffle_blocks=4, **kw)
     one = fnn.fit(OBJ, PARAMS, fnn.optim.sgd(0.05), (x, y), shuffle_blocks=4, **kw)
     np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-6)
+
+
+def test_item2_a_corrupt_newer_checkpoint_never_outranks_the_resumed_runs_own(tmp_path):
+    fit(tmp_path, epochs=6, checkpoint_every=2, keep=None)               # 2, 4, 6
+    newest = checkpoint.CheckpointManager(tmp_path).path(6)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    newest.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match=r"skipping corrupt checkpoint .*ckpt-00000006\.npz' "
+                                         r"while resuming \(renamed \*\.npz\.skipped\)"):
+        fit(tmp_path, epochs=5, keep=1, resume=True)                      # from 4, writes 5
+    assert epochs_in(tmp_path) == [5]                       # its own newest, not pruned
+    assert (tmp_path / "ckpt-00000006.npz.skipped").exists()

@@ -126,7 +126,10 @@ class FitCheckpoints:
 
     def resume(self, ts: TrainState) -> ResumePoint | None:
         """The newest intact checkpoint, read into the structure of ``ts``, or None. Corrupt
-        ones are skipped with a warning, and a mismatch of :data:`RESUME_KEYS` warns."""
+        ones are skipped with a warning (and renamed ``*.npz.skipped``, so that they never
+        outrank the checkpoints this run writes: a run's own newest checkpoint is never
+        pruned), and a mismatch of :data:`RESUME_KEYS` warns."""
+        skipped = []
         for path in reversed(self.manager.list()):
             try:
                 manifest = ckpt.read_manifest(path)
@@ -138,9 +141,11 @@ class FitCheckpoints:
                 best = (ts.params, ts.model_state) if has_best else None
                 tree = ckpt.restore(path, self.tree(ts, best))
             except ckpt.CheckpointCorruptError as err:
-                warnings.warn(f"fit: skipping corrupt checkpoint {str(path)!r} while resuming: "
-                              f"{err}", stacklevel=5)
+                warnings.warn(f"fit: skipping corrupt checkpoint {str(path)!r} while resuming "
+                              f"(renamed *.npz.skipped): {err}", stacklevel=5)
+                skipped.append(path)
                 continue
+            self._set_aside(skipped)
             self._warn_mismatch(path, meta)
             self.saved = (meta["epoch"], bool(meta.get("stopped")))
             state = TrainState(tree["params"], tree["model_state"], tree["opt_state"],
@@ -150,6 +155,13 @@ class FitCheckpoints:
                                History.from_json(meta["history"]), int(meta["epoch"]),
                                bool(meta.get("stopped")), path)
         return None
+
+    @staticmethod
+    def _set_aside(paths: list) -> None:
+        """Rename skipped checkpoints out of the manager's numbering."""
+        if jax.process_index() == 0:
+            for path in paths:
+                path.replace(path.with_name(path.name + ".skipped"))
 
     def _warn_mismatch(self, path: Path, meta: dict) -> None:
         recorded = ("shuffle_blocks",) if "shuffle_blocks" in meta else ()
