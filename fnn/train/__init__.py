@@ -6,7 +6,8 @@
   minibatch scan, metric means, the validation pass, the NaN guard)
 * :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
 * :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
-  history and the NaN guard's report in modules of their own); ``evaluate``
+  history, the NaN guard's report and the divergence warning in modules of their own;
+  :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
 """
 from fnn.train.divergence import DivergenceWarning
