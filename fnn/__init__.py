@@ -26,7 +26,7 @@ from fnn.interop import rnn_from_torch
 from fnn.models import (MLP, EchoStateNetwork, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN,
                         basic_block, perceptron_rule)
 from fnn.sweep import sweep
-from fnn.train import (EarlyStopping, FitResult, NonFiniteError, NonFiniteReport, TrainState,
+from fnn.train import (DivergenceWarning, EarlyStop, EarlyStopping, FitResult, NonFiniteError, NonFiniteReport, TrainState,
                        evaluate, fit, multi_step, supervised, train_step)
 
 __version__ = "0.1.0"
@@ -55,7 +55,7 @@ __all__ = [
     "basic_block",
     # training
     "supervised", "train_step", "fit", "evaluate", "EarlyStopping", "FitResult", "TrainState",
-    "NonFiniteError", "NonFiniteReport", "multi_step", "sweep",
+    "NonFiniteError", "NonFiniteReport", "DivergenceWarning", "EarlyStop", "multi_step", "sweep",
     # gradient checks
     "gradcheck", "tree_max_rel_diff",
 ]

@@ -46,7 +46,7 @@ __all__ = [
     "Layer", "as_layer", "Lambda", "identity", "composite", "InitContext", "ApplyContext",
     "serial", "parallel", "fan_out", "fan_in_sum", "fan_in_concat", "residual", "per_example",
     "check_params", "summary", "Summary", "ParamsError", "check_shape", "split_key",
-    "require_params", "require_state", "require_key",
+    "require_params", "require_state", "require_key", "check_train_flag",
 ]
 
 
@@ -109,6 +109,7 @@ class Layer:
                     f"running statistics); pass the state that init returned: `params, state = "
                     f"net.init(key, input_shape)`, then `net.apply(params, state, x)`")
             state = {}
+        check_train_flag(self.name, train)
         return self.apply_fn(params, state, x, key, train)
 
     def __call__(self, params: Params, x, *, key: jax.Array | None = None, train: bool = False):
@@ -117,6 +118,7 @@ class Layer:
             raise TypeError(
                 f"{self.name}: this network carries state (e.g. BatchNorm statistics); call "
                 f"`y, state = net.apply(params, state, x, train=...)` instead of net(params, x)")
+        check_train_flag(self.name, train)
         return self.apply_fn(params, {}, x, key, train)[0]
 
 
@@ -165,6 +167,16 @@ def require_state(name: str, state, keys: Sequence[str], what: str = "running st
                           f"{what} in the model state: pass the state that init returned "
                           f"(`params, state = net.init(key, input_shape)`; `net.apply(params, "
                           f"state, x)`; `fit(..., model_state=state)`)")
+
+
+def check_train_flag(name: str, train) -> None:
+    """``train`` must be a Python (or NumPy) bool, known when the program is traced: it picks
+    which computation runs (dropout or not, batch or running statistics)."""
+    if isinstance(train, jax.core.Tracer):
+        raise TypeError(
+            f"{name}: train must be a Python bool, got a traced value ({train.aval}); it picks "
+            f"the computation, so it cannot be a jit argument: mark it static, "
+            f"`jax.jit(net.apply, static_argnames='train')`, or close over it")
 
 
 def require_key(name: str, key, why: str = "training draws random noise") -> None:

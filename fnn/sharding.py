@@ -27,7 +27,27 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 __all__ = ["DataParallel", "data_parallel", "shard_data", "replicate", "auto_mesh",
-           "is_primary", "mesh_of"]
+           "is_primary", "mesh_of", "initialize", "HEARTBEAT_TIMEOUT_S"]
+
+# How long a lost process may stay silent before JAX's coordination service declares it dead
+# and ends every other process (jax.distributed's default is 100 s).
+HEARTBEAT_TIMEOUT_S = 10
+
+
+def initialize(coordinator_address: str, num_processes: int, process_id: int, *,
+               heartbeat_timeout_seconds: int = HEARTBEAT_TIMEOUT_S,
+               shutdown_timeout_seconds: int = HEARTBEAT_TIMEOUT_S, **kwargs) -> None:
+    """``jax.distributed.initialize`` with fnn's failure settings: when a process dies (or is
+    killed), JAX's coordination service misses its heartbeats for ``heartbeat_timeout_seconds``
+    and then ends every surviving process (they would otherwise wait in a collective), with
+    JAX's message naming the lost task ("The following tasks are unhealthy (stopped sending
+    heartbeats): 1"). So survivors end about ``heartbeat_timeout_seconds`` after the loss
+    (JAX's default, 100 s, is why they used to hang ~95 s); resume with ``fit(...,
+    resume=True)``, which reads the newest intact checkpoint. ``kwargs`` go to
+    ``jax.distributed.initialize`` (e.g. ``initialization_timeout``)."""
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+                               shutdown_timeout_seconds=shutdown_timeout_seconds, **kwargs)
 
 
 def auto_mesh(mesh: Mesh) -> Mesh:

@@ -212,7 +212,7 @@ def test_fit_does_not_invalidate_the_callers_params():
     ({"batch_size": 17}, r"fit: batch_size \(17\) is larger than the dataset \(16 examples\)"),
     ({"epochs": 0}, r"fit: epochs must be a positive int, got 0"),
     ({"early_stopping": fnn.EarlyStopping()}, r"early stopping monitors 'val_loss' but no validation_data"),
-    ({"early_stopping": fnn.EarlyStopping(monitor="loss", mode="up")}, r"EarlyStopping: mode must be one of 'min', 'max', got 'up'"),
+    ({"early_stopping": fnn.EarlyStopping(monitor="loss", mode="up")}, r"EarlyStopping: mode must be one of 'auto', 'min', 'max', got 'up'"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, message):
     net, params = setup()

@@ -6,10 +6,12 @@
   minibatch scan, metric means, the validation pass, the NaN guard)
 * :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
 * :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
-  history and the NaN guard's report in modules of their own); ``evaluate``
+  history, the NaN guard's report and the divergence warning in modules of their own;
+  :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
 """
-from fnn.train.early_stopping import EarlyStopping
+from fnn.train.divergence import DivergenceWarning
+from fnn.train.early_stopping import EarlyStop, EarlyStopping
 from fnn.train.evaluate import evaluate
 from fnn.train.fit import FitResult, fit
 from fnn.train.multi_step import multi_step
@@ -18,4 +20,4 @@ from fnn.train.objective import Objective, supervised
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
-           "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]

@@ -8,7 +8,7 @@ from typing import Any
 from fnn import validation as v
 from fnn.core import Layer
 from fnn.precision import get_policy
-from fnn.train.early_stopping import EarlyStopping
+from fnn.train.early_stopping import EarlyStopping, mode_of
 from fnn.train.engine import GUARDS
 
 __all__ = ["FitConfig", "batch_size_for", "check_trainer"]
@@ -69,6 +69,7 @@ class FitConfig:
     data_axis: str = "data"
     shuffle_blocks: int | None = None
     precision: Any = None
+    overwrite: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -91,7 +92,7 @@ class FitConfig:
                                  f"scaling (precision {self.precision}): an overflowing step is "
                                  f"expected there and is skipped while the scale halves; use "
                                  f"on_nonfinite='skip' or None")
-        for name in ("resume", "check_finite_inputs"):
+        for name in ("resume", "check_finite_inputs", "overwrite"):
             v.flag("fit", name, getattr(self, name))
         if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
             raise ValueError(f"fit: progress must be True (a bar on a terminal, else a line "
@@ -105,6 +106,10 @@ class FitConfig:
         if self.checkpoint_dir is None and (self.resume or self.checkpoint_every is not None):
             raise ValueError(f"fit: {'resume=True' if self.resume else 'checkpoint_every'} needs "
                              f"checkpoint_dir (the directory the checkpoints are in)")
+        if self.overwrite and (self.resume or self.checkpoint_dir is None):
+            raise ValueError(f"fit: overwrite=True deletes the checkpoints in checkpoint_dir "
+                             f"before a fresh run; it cannot be combined with "
+                             f"{'resume=True' if self.resume else 'checkpoint_dir=None'}")
         if self.keep is not None:
             v.positive_int("fit", "keep", self.keep)
         callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)
@@ -120,7 +125,8 @@ class FitConfig:
         if not isinstance(rule, EarlyStopping):
             raise TypeError(f"fit: early_stopping must be an fnn.EarlyStopping, got "
                             f"{type(rule).__name__}")
-        v.one_of("EarlyStopping", "mode", rule.mode, ("min", "max"))
+        v.one_of("EarlyStopping", "mode", rule.mode, ("auto", "min", "max"))
+        object.__setattr__(self, "early_stopping", rule._replace(mode=mode_of(rule, 7)))
         v.positive_int("EarlyStopping", "patience", rule.patience)
         v.number("EarlyStopping", "min_delta", rule.min_delta, low=0)
         if rule.monitor.startswith("val_") and not self.validation:

@@ -14,27 +14,43 @@ from fnn.validation import num_examples
 __all__ = ["evaluate"]
 
 
+def _state_and_data(model_state, args: tuple):
+    """``(state, data)`` from ``evaluate``'s positional arguments after ``params``."""
+    if len(args) == 1:
+        return ({} if model_state is None else model_state), args[0]
+    if len(args) == 2 and model_state is None:
+        return ({} if args[0] is None else args[0]), args[1]
+    raise TypeError(f"evaluate: expected evaluate(objective, params, data, model_state=..., "
+                    f"batch_size=...) (or the older evaluate(objective, params, state, data)), "
+                    f"got {len(args)} positional argument(s) after params"
+                    + (" and model_state=" if model_state is not None else ""))
+
+
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _evaluate(objective, params, state, data, batch_size):
     return mean_metrics(objective, params, state, data, batch_size)
 
 
-def evaluate(objective: Callable, params, state, data, *, batch_size: int | None = None) -> dict:
+def evaluate(objective: Callable, params, *data_or_state_data, model_state=None,
+             batch_size: int | None = None) -> dict:
     """Mean metrics of ``objective`` over ``data`` in evaluation mode (train=False, no key):
 
         metric = sum_b |b| * metric(b) / sum_b |b|
 
+    Called as ``evaluate(objective, params, data, model_state=state)``, as ``fit`` is (the
+    older positional form ``evaluate(objective, params, state, data)`` is accepted too).
     ``data`` is arrays (a pytree with a leading example axis: one batch unless
     ``batch_size`` is given, then full batches plus the remainder) or a stream of batches
-    (any other iterable, e.g. a generator; batches may differ in size). Returns
-    ``{name: float}``; ``loss`` is the objective's total.
+    (a list of ``(x, y)`` batches or any other iterable, e.g. a generator; batches may
+    differ in size). Returns ``{name: float}``; ``loss`` is the objective's total.
     """
-    state = {} if state is None else state
+    state, data = _state_and_data(model_state, data_or_state_data)
     check_data = getattr(objective, "check_data", None)
     if is_stream(data):
         batches = HostBatches(data, "evaluate", fixed_batch=False)
         if check_data is not None:
             check_data(params, state, batches.first, "evaluate")
+            batches.check_batch = lambda b, where: check_data(params, state, b, where)
         return {k: float(v) for k, v in stream_mean_metrics(objective, params, state,
                                                             batches).items()}
     n = num_examples("evaluate", data)

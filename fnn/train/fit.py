@@ -3,16 +3,18 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
-from fnn.train.checkpointing import FitCheckpoints
+from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints, resumed_shuffle_blocks
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
-from fnn.train.early_stopping import EarlyStopper, EarlyStopping
+from fnn.train.divergence import initial_loss, warn_if_diverged
+from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
 from fnn.train.history import History
 from fnn.train.inputs import Inputs, prepare
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
@@ -23,12 +25,15 @@ __all__ = ["FitResult", "fit"]
 
 
 class FitResult(NamedTuple):
-    """What ``fit`` returns: final (or best) params and states, and per-epoch ``history``
-    (``{metric: np.ndarray[epochs]}``; validation metrics are prefixed ``val_``)."""
+    """What ``fit`` returns: final (or best) params and states, per-epoch ``history``
+    (``{metric: np.ndarray[epochs]}``; validation metrics are prefixed ``val_``) and
+    ``early_stop`` (an :class:`fnn.train.early_stopping.EarlyStop` when early stopping ended
+    the run, else None)."""
     params: Any
     model_state: Any
     opt_state: Any
     history: dict
+    early_stop: Any = None
 
 
 def fit(objective: Callable, params, optimizer, data, *, model_state=None, epochs: int = 1,
@@ -37,6 +42,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         callbacks: Sequence[Callable[[int, dict], bool | None]] = (), progress=True,
         epochs_per_call: int | None = None, checkpoint_dir=None,
         checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
+        overwrite: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
         stream_chunk: int = 16, mesh=None, data_axis: str = "data",
         shuffle_blocks: int | None = None, precision=None) -> FitResult:
@@ -49,20 +55,25 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         network with BatchNorm needs its state).
       optimizer: ``fnn.optim`` or optax transformation.
       data: arrays in memory: a pytree of arrays with a leading example axis, e.g. ``(x, y)``
-        (a tuple, list, dict or array); or a **stream**: any other iterable of host batches
-        (a generator, a data loader), each a pytree like ``(x_b, y_b)`` of one fixed shape.
+        (a tuple, list, dict or array); or a **stream**: a list of batches ``[(x_0, y_0),
+        ...]`` or any other iterable of host batches (a generator, a data loader), each a
+        pytree like ``(x_b, y_b)`` of one fixed shape; every batch's labels are checked.
         A one-shot iterator is read on across epochs; a re-iterable is iterated afresh each
         epoch. See :mod:`fnn.train.stream`.
       epochs: passes over the data (in total, counting those of a resumed run). With
         ``batch_size=None`` every epoch is one full-batch step.
       batch_size: minibatch size for arrays (shuffled each epoch, last partial batch
-        dropped) or None (full batch). A stream's batches are used as they come.
+        dropped) or None (full batch). A stream's batches are used as they come (a
+        ``batch_size`` with a stream is refused). Data-parallel, examples that do not divide
+        by the devices are dropped from the end, with a warning.
       steps_per_epoch: batches per epoch of a stream (default: ``len(data)``; needed for a
         generator).
       seed: determines the shuffles and the per-step keys (dropout etc.).
-      validation_data: arrays or a re-iterable stream, evaluated after every epoch and
+      validation_data: arrays or a re-iterable stream (a list of batches, a data loader;
+        a one-shot iterator is refused before training), evaluated after every epoch and
         reported as ``val_<metric>``.
-      early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``).
+      early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``;
+        its monitor is checked against the objective's metric names before compiling).
       callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
         checkpoint, if one is due, has been written).
       progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
@@ -79,7 +90,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
       resume: continue from the newest intact checkpoint in ``checkpoint_dir`` (corrupt ones
         are skipped with a warning; without any, start afresh). The result is bit-identical
         to an uninterrupted run with the same arguments (a stream is read on from where it
-        stands).
+        stands). A run owns its directory: with ``resume=False`` a directory that already
+        holds checkpoints is refused before training, unless ``overwrite=True``.
+      overwrite: delete the checkpoints already in ``checkpoint_dir`` before a fresh run.
+        (The directory is checked writable before training, by a probe file; a checkpoint
+        that cannot be written later warns, and ``fit`` trains on and returns its result.)
       on_nonfinite: the NaN guard, checked on device at every step: None (off; ``fit`` warns
         at the end if the loss became non-finite), ``'raise'`` (stop with
         :class:`NonFiniteError`, whose ``report`` names the step, the kind and the first
@@ -98,8 +113,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         already sharded (``NamedSharding(mesh, P('data'))``) trains over its own mesh; host
         data is sharded for you (see :mod:`fnn.sharding`). The global batch must divide by
         the axis's devices.
-      shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`): the data
-        shards when data-parallel; on one device, B > 1 reproduces a B-device run's order.
+      shuffle_blocks: B for the shuffle (:func:`fnn.train.engine.shuffled_batches`; default:
+        the data shards when data-parallel, else 1). Any B gives the same order on any device
+        count: on one device, B = 4 reproduces a 4-device run's order. Checkpoints record it,
+        and a resume without ``shuffle_blocks`` reuses it (a 4-device run continues on 1
+        device, or the reverse, in its own order).
       precision: a mixed-precision policy (:class:`fnn.precision.Policy` or its string, e.g.
         ``"params=float32,compute=bfloat16,output=float32"``): ``params`` are kept in its
         param dtype (the optimizer state with them), each step and the validation pass run
@@ -107,26 +125,31 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         scaling (float16 compute) an overflowing step is skipped and the scale halved (the
         guard is ``'skip'``; ``on_nonfinite='raise'`` is refused); checkpoints carry the scale.
 
+    After training, a loss that grew finite but by orders of magnitude warns
+    (:class:`fnn.DivergenceWarning`, see :mod:`fnn.train.divergence`).
+
     Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
     """
     check_trainer("fit", objective, optimizer)
+    shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
     config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
                        on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks, precision=precision)
+                       shuffle_blocks, precision=precision, overwrite=overwrite)
     model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
+    if early_stopping is not None:   # before anything compiles
+        check_monitor(config.early_stopping, metric_names(
+            objective, params, model_state, inputs.example, validation=config.validation,
+            skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
     ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
-    checkpoints = None
-    if checkpoint_dir is not None:
-        checkpoints = FitCheckpoints(checkpoint_dir, keep, *config.best_metric(),
-                                     {"seed": int(seed), **inputs.sizes,
-                                      "on_nonfinite": on_nonfinite, "epochs": config.epochs,
-                                      "precision": None if policy is None else repr(policy)})
-    return FitRun(config, inputs, ts, checkpoints).train()
+    result = FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
+    warn_if_diverged(result.history, lambda: initial_loss(
+        objective, params, model_state, inputs.example, inputs.sizes["batch_size"]))
+    return result
 
 
 class FitRun:
@@ -142,6 +165,7 @@ class FitRun:
         rule = config.early_stopping
         self.stopper = EarlyStopper(rule) if rule is not None else None
         self.pending = None   # (outputs, count) of a compiled call not yet recorded
+        self.early_stop = None   # an EarlyStop once early stopping ends the run
         if config.resume:
             self.resume()
         self.step = int(self.ts.step)  # the global step counter, tracked on the host too
@@ -166,7 +190,7 @@ class FitRun:
         best = self.stopper.best if self.stopper is not None else None
         params, model_state = (self.ts.params, self.ts.model_state) if best is None else best
         return FitResult(*self.inputs.returned((params, model_state, self.ts.opt_state)),
-                         self.history.arrays())
+                         self.history.arrays(), self.early_stop)
 
     def record(self) -> list[dict]:
         """Take in the pending call's outputs; returns its epochs' metric rows."""
@@ -183,8 +207,12 @@ class FitRun:
     def after_epochs(self, rows: list[dict]) -> None:
         """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded."""
         if self.stopper is not None:
-            for row in rows:
-                self.stop = self.stopper.update(row, self.ts) or self.stop
+            for i, row in enumerate(rows):
+                epoch = self.epoch - len(rows) + i
+                if self.stopper.update(row, self.ts, epoch) and not self.stop:
+                    self.stop, self.early_stop = True, self.stopper.report(epoch)
+                    if self.config.progress is not False and is_primary():
+                        print(self.early_stop.describe(), file=sys.stderr, flush=True)
         every = self.config.checkpoint_every
         done = self.epoch >= self.config.epochs
         if self.checkpoints is not None and ((every is not None and self.epoch % every == 0)
@@ -213,16 +241,14 @@ class FitRun:
         found = self.checkpoints.resume(self.ts) if self.checkpoints is not None else None
         if found is None:
             return
-        tree, meta, _ = found
-        self.ts = self.inputs.place(TrainState(tree["params"], tree["model_state"],
-                                               tree["opt_state"], tree["step"],
-                                               tree.get("loss_scale")))
+        self.ts = self.inputs.place(found.ts)
         if self.stopper is not None:
-            best = (tree["best"]["params"], tree["best"]["model_state"]) if "best" in tree else None
-            self.stopper = EarlyStopper(self.config.early_stopping, best=best,
-                                        **(meta.get("early_stopping") or {}))
-        self.history = History.from_json(meta["history"])
-        self.epoch, self.stop = int(meta["epoch"]), bool(meta.get("stopped"))
+            self.stopper = EarlyStopper(self.config.early_stopping, best=found.best,
+                                        **(found.early_stopping or {}))
+        self.history, self.epoch, self.stop = found.history, found.epoch, found.stopped
+        if self.stop and self.stopper is not None and self.stopper.stopped_epoch is not None:
+            self.early_stop = self.stopper.resumed()
+            self.stop = self.early_stop is not None
 
     def interrupted(self) -> None:
         """KeyboardInterrupt: record a call that finished, save, warn (then fit re-raises)."""
@@ -235,11 +261,11 @@ class FitRun:
                 self.record()
         deleted = any(getattr(a, "is_deleted", lambda: False)() for a in jax.tree.leaves(self.ts))
         if self.pending is None and not deleted:  # a donated state is gone: nothing to save
-            if self.checkpoints.saved[0] != self.epoch:
-                self.save(finished=False, stopped=False, reason="interrupt")
-            warnings.warn(f"fit: interrupted after epoch {self.epoch}; saved "
-                          f"{str(self.checkpoints.manager.path(self.epoch))!r} (resume with "
-                          f"resume=True)", stacklevel=4)
+            saved = (self.checkpoints.saved[0] == self.epoch
+                     or self.save(finished=False, stopped=False, reason="interrupt") is not None)
+            where = (f"saved {str(self.checkpoints.manager.path(self.epoch))!r} (resume with "
+                     f"resume=True)" if saved else "its checkpoint could not be written")
+            warnings.warn(f"fit: interrupted after epoch {self.epoch}; {where}", stacklevel=4)
         else:
             warnings.warn("fit: interrupted while the train state was being replaced; the "
                           "newest checkpoint in the directory is the last consistent one",

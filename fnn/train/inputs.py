@@ -4,6 +4,7 @@ runner over them (:func:`prepare`)."""
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -15,7 +16,8 @@ from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.step import TrainState, checked_step
-from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
+from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
+                              check_validation_stream, is_stream, stream_mean_metrics)
 from fnn.validation import finite_data, num_examples
 
 __all__ = ["Inputs", "prepare"]
@@ -25,13 +27,15 @@ class Inputs(NamedTuple):
     """``runner(ts, first_epoch, count) -> (ts, metrics, guard)``; ``steps_per_epoch``;
     ``sizes`` (recorded in checkpoints); ``per_epoch``: host work follows every epoch (a
     stream), so calls run one epoch each; ``place(ts)`` copies a train state to where the
-    runner wants it; ``returned(tree)`` puts results back where the user's arrays were."""
+    runner wants it; ``returned(tree)`` puts results back where the user's arrays were;
+    ``example``: the training data (arrays) or a stream's first batch."""
     runner: Callable
     steps_per_epoch: int
     sizes: dict
     per_epoch: bool
     place: Callable
     returned: Callable
+    example: Any = None
 
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
@@ -42,8 +46,12 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
                              axis=config.data_axis)
     check_data = getattr(objective, "check_data", None)
+    check_validation_stream("fit", val_data)
     if streaming:
+        check_stream_options("fit", config.batch_size, val_data)
         batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
+        if check_data is not None:
+            batches.check_batch = lambda b, where: check_data(params, state, b, where)
         example, n = batches.first, None
         batch_size = batches.batch_size * jax.process_count()
         steps_per_epoch = _stream_steps(config, data, batches)
@@ -51,7 +59,7 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         if config.steps_per_epoch is not None:
             raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
                              "make n // batch_size steps per epoch")
-        n = num_examples("fit", data)
+        data, n = _whole_shards(parallel, data)
         batch_size = batch_size_for("fit", config.batch_size, n)
         if config.check_finite_inputs:
             finite_data("fit", data)
@@ -70,16 +78,32 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
     returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
         runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
-        sizes = {"batch_size": batch_size, "num_examples": n}
+        sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
     else:
         chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
                                                                            batch_dim=1)
         runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays,
-                              keys, place=chunk, evaluate_validation=evaluate_validation)
+                              keys, place=chunk, evaluate_validation=evaluate_validation,
+                              keep_input=config.checkpoint_dir is not None)
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned)
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example)
+
+
+def _whole_shards(parallel: DataParallel | None, data):
+    """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
+    warning (as a single-device epoch drops its last partial batch), so every device holds
+    an equal shard; host data only (a global array is already split)."""
+    n = num_examples("fit", data)
+    rest = n % parallel.size if parallel is not None else 0
+    if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
+                       for a in jax.tree.leaves(data)):
+        return data, n
+    warnings.warn(f"fit: the data's {n} examples do not divide by the {parallel.size} devices "
+                  f"of mesh axis {parallel.axis!r}; training on the first {n - rest} (the last "
+                  f"{rest} are dropped, as a last partial batch is)", stacklevel=4)
+    return jax.tree.map(lambda a: a[: n - rest], data), n - rest
 
 
 def _placed(parallel: DataParallel | None, data):
@@ -93,14 +117,13 @@ def _placed(parallel: DataParallel | None, data):
 
 
 def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_size) -> int:
-    """B of the shuffle: the data shards when data-parallel, else ``config.shuffle_blocks``."""
+    """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
+    (else 1). Any B gives the same order on any device count (a B other than the shards
+    costs some communication), which is how a resume keeps a checkpoint's order."""
     blocks = config.shuffle_blocks
     if parallel is not None:
         parallel.check_batch("fit", batch_size)
-        if blocks is not None and blocks != parallel.size:
-            raise ValueError(f"fit: shuffle_blocks={blocks} differs from the {parallel.size} "
-                             f"data shards of mesh axis {parallel.axis!r}; leave it None")
-        blocks = parallel.size
+        blocks = blocks or parallel.size
     blocks = blocks or 1
     if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
         raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "

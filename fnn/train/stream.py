@@ -31,15 +31,40 @@ from fnn.train.engine import (EpochLoop, compiled_last_steps, compiled_steps, in
                               run_steps)
 from fnn.train.step import TrainState
 
-__all__ = ["is_stream", "HostBatches", "StreamEpochs", "stream_mean_metrics"]
+__all__ = ["is_stream", "check_stream_options", "check_validation_stream", "HostBatches", "StreamEpochs", "stream_mean_metrics"]
 
 
 def is_stream(data) -> bool:
-    """Whether ``data`` is a stream of batches: any iterable that is not an array or a
-    tuple/list/dict of arrays (those are in-memory data sets)."""
+    """Whether ``data`` is a stream of batches: a list of batches (every element a tuple,
+    list or dict, e.g. ``[(x0, y0), (x1, y1), ...]``) or any other iterable that is not an
+    array or a tuple/list/dict of arrays (those are in-memory data sets)."""
+    if isinstance(data, list) and data and all(isinstance(b, (tuple, list, dict)) for b in data):
+        return True
     if isinstance(data, (tuple, list, dict, np.ndarray, jax.Array, str, bytes)):
         return False
     return hasattr(data, "__iter__")
+
+
+def check_stream_options(who: str, batch_size, val_data) -> None:
+    """What a stream makes meaningless or impossible, refused before training: a
+    ``batch_size`` (a stream's batches are used as they come) and a one-shot iterator as
+    validation data (it would be used up by the first validation pass)."""
+    if batch_size is not None:
+        raise ValueError(f"{who}: batch_size={batch_size!r} has no effect on a stream of "
+                         f"batches (they are used as they come); leave batch_size=None and "
+                         f"batch the stream itself (e.g. a DataLoader's batch_size)")
+    check_validation_stream(who, val_data)
+
+
+def check_validation_stream(who: str, val_data) -> None:
+    """Validation data are read once per epoch: a one-shot iterator (``iter(v) is v``, e.g. a
+    generator) would be used up after epoch 0, so it is refused before training."""
+    if is_stream(val_data) and iter(val_data) is val_data:
+        raise ValueError(f"{who}: validation_data is a one-shot iterator "
+                         f"({type(val_data).__name__}), used up by the first epoch's "
+                         f"validation pass; pass something read afresh each epoch: arrays "
+                         f"(x, y), a list of (x, y) batches, or a re-iterable such as a "
+                         f"DataLoader")
 
 
 class HostBatches:
@@ -49,12 +74,15 @@ class HostBatches:
     stands, epoch after epoch; a re-iterable (a list, a data loader) starts afresh every
     epoch (:meth:`new_epoch`). Every batch must match the first one's tree structure, shapes
     and dtypes; errors name the batch's index in the stream (counting from 0). ``pulled``
-    counts the batches taken so far.
+    counts the batches taken so far. ``check_batch(batch, where)``, when set, checks each
+    batch after the first (e.g. the objective's label range; the first is checked by the
+    caller before anything compiles).
     """
 
     def __init__(self, data: Iterable, who: str, *, check_finite: bool = False,
                  fixed_batch: bool = True):
         self.data, self.who, self.check_finite = data, who, check_finite
+        self.check_batch = None   # optional ``f(batch, where)``, run on every later batch
         self.fixed_batch = fixed_batch
         self.iterator = iter(data)
         self.one_shot = self.iterator is data
@@ -92,6 +120,8 @@ class HostBatches:
                                  f"{[a.shape for a in leaves]}")
         if self.check_finite:
             finite_data(self.who, batch, f"batch {index} of the stream")
+        if index and self.check_batch is not None:
+            self.check_batch(batch, f"{self.who} (batch {index} of the stream)")
         return batch
 
     def _spec(self, batch):
@@ -190,14 +220,17 @@ class StreamEpochs:
     guard)``, each epoch ``steps_per_epoch`` batches in chunks of ``chunk`` (see the module
     docstring); ``place`` puts a stacked host chunk on the device(s). ``ts`` is donated.
     ``evaluate_validation(ts)`` (optional) adds metrics after each epoch (for streamed
-    validation data; arrays go through the loop's own validation pass)."""
+    validation data; arrays go through the loop's own validation pass). ``keep_input``: the
+    ``ts`` passed in is copied, not donated, so it stays valid until the call returns: a
+    Ctrl-C anywhere in a streamed epoch (waiting for a batch, in a chunk) leaves the caller
+    the state of the last complete epoch to save, as in memory."""
 
     def __init__(self, loop: EpochLoop, batches: HostBatches, steps_per_epoch: int, chunk: int,
                  val_data, keys, *, place: Callable = jax.device_put,
-                 evaluate_validation: Callable | None = None):
+                 evaluate_validation: Callable | None = None, keep_input: bool = False):
         self.loop, self.batches, self.steps, self.chunk = loop, batches, steps_per_epoch, chunk
         self.val_data, self.keys, self.place = val_data, keys, place
-        self.evaluate_validation = evaluate_validation
+        self.evaluate_validation, self.keep_input = evaluate_validation, keep_input
 
     def _chunks(self, epoch: int):
         """The epoch's chunks, stacked on the host: ``(chunk, is_last)``."""
@@ -237,6 +270,8 @@ class StreamEpochs:
         return jax.tree.map(lambda s: jnp.zeros((0, *s.shape[1:]), s.dtype), shapes)
 
     def __call__(self, ts: TrainState, first_epoch: int, count: int):
+        if self.keep_input:
+            ts = jax.tree.map(jnp.copy, ts)
         carry, rows = (ts, initial_guard(self.loop)), []
         for e in range(first_epoch, first_epoch + count):
             carry, row = self.epoch(carry, e)
@@ -264,5 +299,6 @@ def stream_mean_metrics(objective: Callable, params, state, batches: HostBatches
     if not n:
         raise ValueError(f"{batches.who}: the data stream yielded no batch in this pass; a "
                          f"generator or iterator is used up after one pass: pass a re-iterable "
-                         f"(a list, a data loader) or arrays to evaluate on more than once")
+                         f"(a list of (x, y) batches, a data loader) or arrays to evaluate on "
+                         f"more than once")
     return {k: v / n for k, v in sums.items()}
