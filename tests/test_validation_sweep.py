@@ -144,6 +144,7 @@ OPTIM = {
                                       "decay_steps", "end_value", "exponent"]),
 }
 NO_NUMBERS = {  # public callables without a numeric argument, and why they are not swept
+    **dict.fromkeys(["DivergenceWarning", "EarlyStop"], "a warning class and a result record"),
     **dict.fromkeys(["hyperparams_of", "with_hyperparams", "HyperparamFunction", "Decay"],
                     "the hyperparameter protocol: its numbers come from factories already "
                     "checked (or are tracers by design)"),
