@@ -1,0 +1,1 @@
+"""fnn applications: programs built on the library (the playground)."""

@@ -1,0 +1,75 @@
+"""The seed note's two questions as one-click presets, each with an explanation computed from
+the run it makes.
+
+* ``oscillation`` ("why does the output keep oscillating violently?"): the same network at
+  learning rates 0.01 .. 3 with batch size 1, compared (``fnn.sweep``); the explanation
+  measures each run's epoch-to-epoch jitter of the training loss over its last half,
+  J = mean |L_t - L_{t-1}| / mean L_t, and names the calmest and the wildest.
+* ``collapse`` ("with learning rate 1 the weights on every link became tiny"): ReLU at
+  learning rate 1, trained live; the explanation reads the per-layer weight and gradient
+  norms over time and the dead ReLU units (output 0 on every training point: no gradient
+  reaches their weights again).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PRESETS", "jitter", "explain_oscillation", "explain_collapse"]
+
+PRESETS = {
+    "oscillation": {"config": {"dataset": "spiral", "networkShape": [8, 8], "activation": "tanh",
+                               "batchSize": 1, "learningRate": 0.03, "noise": 10,
+                               "optimizer": "sgd", "regularization": "none",
+                               "xSquared": False, "ySquared": False, "xTimesY": False,
+                               "sinX": False, "sinY": False, "x": True, "y": True},
+                    "compare": {"key": "learningRate", "values": [0.01, 0.1, 0.3, 1.0, 3.0],
+                                "epochs": 150}},
+    "collapse": {"config": {"dataset": "circle", "networkShape": [8, 8, 8],
+                            "activation": "relu", "learningRate": 1.0, "batchSize": 10,
+                            "optimizer": "sgd", "regularization": "none", "noise": 0},
+                 "epochs": 300},
+}
+
+
+def jitter(curve) -> float:
+    """J = mean |L_t - L_{t-1}| / mean L_t over the second half of a loss curve (inf when it
+    diverged)."""
+    c = np.asarray([np.nan if v is None else v for v in curve], np.float64)
+    c = c[len(c) // 2:]
+    if c.size < 2 or not np.all(np.isfinite(c)):
+        return float("inf")
+    return float(np.mean(np.abs(np.diff(c))) / max(np.mean(c), 1e-12))
+
+
+def explain_oscillation(result: dict) -> str:
+    js = [(v["value"], jitter(v["loss"])) for v in result["variants"]]
+    text = "; ".join(f"lr {v:g}: " + ("diverged" if j == float("inf") else f"{100 * j:.1f}%")
+                     for v, j in js)
+    calm = min(js, key=lambda t: t[1])
+    wild = max(js, key=lambda t: t[1])
+    return (f"Epoch-to-epoch jump of the training loss (second half, relative to its mean): "
+            f"{text}. With batch size 1 every step follows a single point's gradient, and "
+            f"the step is learning rate x that gradient: at lr {wild[0]:g} each step "
+            f"overshoots, so the surface flips back and forth; lr {calm[0]:g} is the calmest. "
+            f"A smaller learning rate or a larger batch (an average over more points, a "
+            f"less noisy gradient) calms it.")
+
+
+def explain_collapse(session) -> str:
+    hist = session.norm_history
+    first, last = hist[0], hist[-1]
+    layers = "; ".join(
+        f"layer {i + 1}: |W| {a:.3g} -> " + ("nan" if b is None else f"{b:.3g}")
+        + ("" if g is None else f", |grad| {g:.2g}")
+        for i, (a, b, g) in enumerate(zip(first["weight"], last["weight"], last["grad"])))
+    dead = session.snapshot()["dead"]
+    n_dead, n_units = sum(len(d) for d in dead), sum(session.config["networkShape"])
+    if session.diverged:
+        head = f"The loss became NaN (diverged) by epoch {session.epoch}."
+    else:
+        head = f"After {session.epoch} epochs at learning rate {session.config['learningRate']:g}:"
+    return (f"{head} {layers}. {n_dead} of {n_units} ReLU units are dead (output 0 on every "
+            f"training point, so no gradient reaches their weights again). A step of lr 1 x "
+            f"gradient overshoots; the units it pushes below zero never come back, and what "
+            f"is left shrinks towards the weights of a constant output. A smaller learning "
+            f"rate (0.03) or tanh avoids it.")

@@ -1,0 +1,213 @@
+"""The playground's web server: Starlette (routing, static files, WebSockets) on uvicorn.
+
+``GET /`` serves the page, ``/static/*`` its ES modules and CSS (package data, no CDN), and
+``/ws`` is one WebSocket per tab. The tab sends JSON messages::
+
+    {"type": "config", "config": {...}}     settings (validated; see config.py)
+    {"type": "play"} | {"type": "pause"} | {"type": "step"} | {"type": "reset"}
+    {"type": "regenerate"}                  new data (seed + 1)
+    {"type": "compare", "key": k, "values": [...], "epochs": n}
+    {"type": "preset", "name": "oscillation" | "collapse"}
+    {"type": "export"} | {"type": "checkpoint"}
+
+and receives ``frame`` messages (see ``Session.snapshot``), ``compare``, ``explain``,
+``export`` / ``checkpoint`` (the file's contents) and ``error`` messages. A bad message gets
+an ``error`` reply and changes nothing; the session goes on. Each tab has its own session and
+training task; a closed tab's task is cancelled and its session dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import tempfile
+from importlib import resources
+
+import anyio
+from starlette.applications import Starlette
+from starlette.responses import FileResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from fnn.app.playground.presets import PRESETS, explain_collapse, explain_oscillation
+from fnn.app.playground.session import Session, compare
+
+__all__ = ["app", "make_app", "SESSIONS", "MAX_MESSAGE", "Tab"]
+
+MAX_MESSAGE = 64 * 1024          # bytes of one message from the page
+SESSIONS: set = set()            # the live tabs (tests check a closed tab leaves none)
+FRAME_GAP_S = 0.01               # pause between frames, so messages get in
+log = logging.getLogger("fnn.playground")
+STATIC = resources.files("fnn.app.playground") / "static"
+
+
+class Tab:
+    """One WebSocket's session and its training task."""
+
+    def __init__(self, ws: WebSocket):
+        self.ws, self.session, self.task = ws, None, None
+        self.lock = asyncio.Lock()
+
+    async def send(self, msg: dict):
+        await self.ws.send_text(json.dumps(msg, allow_nan=False))
+
+    async def call(self, fn, *args):
+        """Run ``fn(*args)`` on a worker thread, one at a time per tab."""
+        async with self.lock:
+            return await anyio.to_thread.run_sync(fn, *args)
+
+    async def play_loop(self):
+        while True:
+            frame = await self.call(self.session.frame)
+            await self.send(frame)
+            if self.session.diverged:       # say so and stop; never freeze
+                self.task = None
+                await self.send({"type": "paused", "reason": "diverged"})
+                return
+            await asyncio.sleep(FRAME_GAP_S)
+
+    def stop(self):
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def handle(self, msg: dict):
+        kind = msg.get("type")
+        if self.session is None and kind != "config":
+            raise ValueError("playground: send a 'config' message first")
+        if kind == "config":
+            cfg = msg.get("config", {})
+            if self.session is None:
+                self.session = await anyio.to_thread.run_sync(Session, cfg)
+                change = "data"
+            else:
+                change = await self.call(self.session.update, cfg)
+            await self.send(await self.call(self.session.snapshot, change in ("data", "run")))
+        elif kind == "play":
+            if self.task is None:
+                self.task = asyncio.create_task(self.play_loop())
+        elif kind == "pause":
+            self.stop()
+            await self.send({"type": "paused", "reason": "pause"})
+        elif kind == "step":
+            self.stop()
+            await self.send(await self.call(self.session.step))
+        elif kind == "reset":
+            self.stop()
+            await self.call(self.session.reset)
+            await self.send(await self.call(self.session.snapshot, True))
+        elif kind == "regenerate":
+            self.stop()
+            seed = (self.session.config["seed"] + 1) % (2 ** 31)
+            await self.call(self.session.update, {"seed": seed})
+            await self.send(await self.call(self.session.snapshot, True))
+        elif kind == "compare":
+            _only(msg, {"type", "key", "values", "epochs"})
+            result = await self.call(compare, self.session.config, msg.get("key"),
+                                     msg.get("values"), msg.get("epochs", 300))
+            await self.send(result)
+        elif kind == "preset":
+            await self.preset(msg.get("name"))
+        elif kind == "export":
+            text = await self.call(self.session.export_script)
+            await self.send({"type": "export", "filename": "playground_run.py", "text": text})
+        elif kind == "checkpoint":
+            data = await self.call(_checkpoint_bytes, self.session)
+            await self.send({"type": "checkpoint", "filename": "playground_run.npz",
+                             "base64": base64.b64encode(data).decode("ascii")})
+        else:
+            raise ValueError(f"playground: unknown message type {kind!r}; expected one of "
+                             f"config, play, pause, step, reset, regenerate, compare, preset, "
+                             f"export, checkpoint")
+
+    async def preset(self, name):
+        if name not in PRESETS:
+            raise ValueError(f"playground preset: name must be one of {sorted(PRESETS)}, "
+                             f"got {name!r}")
+        self.stop()
+        p = PRESETS[name]
+        await self.call(self.session.update, p["config"])
+        await self.call(self.session.reset)
+        if name == "oscillation":
+            c = p["compare"]
+            result = await self.call(compare, self.session.config, c["key"], c["values"],
+                                     c["epochs"])
+            await self.send(await self.call(self.session.snapshot, True))
+            await self.send(result)
+            text = explain_oscillation(result)
+        else:
+            s = self.session
+            await self.call(lambda: [s.train_epochs(10) for _ in range(p["epochs"] // 10)])
+            await self.send(await self.call(s.snapshot, True))
+            text = await self.call(explain_collapse, s)
+        await self.send({"type": "explain", "preset": name, "text": text})
+
+
+def _only(msg: dict, keys: set):
+    extra = sorted(set(msg) - keys)
+    if extra:
+        raise ValueError(f"playground: message {msg.get('type')!r} has unknown key(s) {extra}")
+
+
+def _checkpoint_bytes(session: Session) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "run.npz")
+        session.checkpoint(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+async def websocket(ws: WebSocket):
+    await ws.accept()
+    tab = Tab(ws)
+    SESSIONS.add(tab)
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                if len(text) > MAX_MESSAGE:
+                    raise ValueError(f"playground: message of {len(text)} bytes, at most "
+                                     f"{MAX_MESSAGE}")
+                msg = json.loads(text)
+                if not isinstance(msg, dict):
+                    raise ValueError(f"playground: a message must be a JSON object, got "
+                                     f"{type(msg).__name__}")
+                if msg.get("type") in ("config",):
+                    _only(msg, {"type", "config"})
+                elif msg.get("type") == "preset":
+                    _only(msg, {"type", "name"})
+                elif msg.get("type") != "compare":
+                    _only(msg, {"type"})
+                await tab.handle(msg)
+            except json.JSONDecodeError as err:
+                await tab.send({"type": "error", "message": f"playground: not JSON: {err}"})
+            except (ValueError, TypeError) as err:
+                await tab.send({"type": "error", "message": str(err)})
+            except (WebSocketDisconnect, asyncio.CancelledError):
+                raise
+            except Exception as err:  # never a crash or a stuck tab: report and go on
+                log.exception("playground: message failed")
+                await tab.send({"type": "error",
+                                "message": f"playground: {type(err).__name__}: {err}"})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        tab.stop()
+        tab.session = None
+        SESSIONS.discard(tab)
+
+
+async def index(request):
+    return FileResponse(str(STATIC / "index.html"))
+
+
+def make_app() -> Starlette:
+    return Starlette(routes=[Route("/", index), WebSocketRoute("/ws", websocket),
+                             Mount("/static", StaticFiles(directory=str(STATIC)),
+                                   name="static")])
+
+
+app = make_app()
