@@ -115,7 +115,7 @@ def _layers_fn(act, classify: bool):
         names = sorted(params, key=lambda k: int(k.split("_")[1]))
         h, outs = feats, []
         for i, name in enumerate(names):
-            z = h @ params[name]["w"] + params[name]["b"]
+            z = h @ params[name]["w"] + params[name]["b"][None, :]
             h = act(z) if i < len(names) - 1 else z
             outs.append(h)
         last = outs[-1]
