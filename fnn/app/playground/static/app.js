@@ -52,7 +52,7 @@ function showError(text) {
 function onMessage(m) {
   if (m.type === "error") {
     showError(m.message);
-    if (!S.ready) setConfig({});       // a bad link: start from the defaults
+    if (!S.ready) { S.fallback = true; setConfig({}); }   // a bad link: start from the defaults
     return;
   }
   if (m.type === "frame") return onFrame(m);
@@ -77,7 +77,7 @@ function onFrame(f) {
     const first = !S.ready;
     S.config = f.config; S.options = S.options || f.options; S.train = f.train; S.test = f.test;
     S.history = f.history; S.norms = f.normHistory; S.featureNames = f.featureNames;
-    S.ready = true; showError(""); writeHash(); buildControls(first); buildNetwork();
+    S.ready = true; if (!S.fallback) showError(""); S.fallback = false; writeHash(); buildControls(first); buildNetwork();
   } else {
     S.history.epoch.push(f.epoch); S.history.train.push(f.trainLoss);
     S.history.test.push(f.testLoss); S.norms.push(f.norms);
