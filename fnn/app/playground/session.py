@@ -16,6 +16,7 @@ Classification: ``fnn.MLP(shape + [2])`` with softmax cross-entropy (class 1 dra
 from __future__ import annotations
 
 import base64
+import json
 import math
 import time
 
@@ -30,7 +31,7 @@ from fnn.app.playground.config import (ACTIVATIONS, COMPARE_KEYS, DATASETS, FEAT
                                       optimizer_hyperparams, validate)
 from fnn.data import toy
 from fnn.train import TrainState, checked_step
-from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
+from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys, mean_metrics
 
 __all__ = ["Session", "SCALE", "GRID", "NEURON_GRID", "CHUNKS", "make_data", "features",
            "linear", "build", "compare"]
@@ -125,6 +126,49 @@ def _layers_fn(act, classify: bool):
     return run
 
 
+_PARTS: dict = {}     # build key -> compiled_parts(...), the newest MAX_PARTS kept
+MAX_PARTS = 16
+
+
+def compiled_parts(cfg: dict, n_train: int):
+    """``(net, objective, optimizer, loop, layers, grad)`` for a configuration, cached on what
+    shapes the compiled code (architecture, features, problem, penalty, optimizer kind and
+    arguments' names, batch size, training points): a new data set of the same size, or
+    going back to earlier settings, reuses the compiled engine instead of compiling again."""
+    key = json.dumps([cfg[k] for k in NET_KEYS] + [cfg["problem"], n_train, cfg["numPoints"],
+                                                    sorted(optimizer_args(cfg))])
+    if key not in _PARTS:
+        net, objective, optimizer, act = build(cfg)
+        loop = EpochLoop(checked_step(objective, optimizer), cfg["batchSize"], n_train, None,
+                         objective=objective)
+        _PARTS[key] = (net, objective, optimizer, loop,
+                       _layers_fn(act, cfg["problem"] == "classification"),
+                       _measure_fn(objective))
+        while len(_PARTS) > MAX_PARTS:
+            _PARTS.pop(next(iter(_PARTS)))
+    parts = _PARTS.pop(key)
+    _PARTS[key] = parts                    # newest last
+    net, objective, optimizer, loop, layers, measure = parts
+    # the optimizer's numbers are the config's (they live in its state, not in the code)
+    return net, objective, make_optimizer(cfg), loop, layers, measure
+
+
+def _measure_fn(objective):
+    """jit: ``(params, train, test) -> (train loss, test loss, |W_l|, |dL/dW_l|)``: the losses
+    as ``fnn.evaluate`` computes them (:func:`fnn.train.engine.mean_metrics`, one batch), the
+    Frobenius norms of each layer's weights and of the training objective's gradient."""
+    @jax.jit
+    def run(params, train, test):
+        loss = lambda d: mean_metrics(objective, params, {}, d, d[0].shape[0])["loss"]
+        grads = jax.grad(lambda p: objective(p, {}, train, None, False)[0])(params)
+        names = sorted(params, key=lambda k: int(k.split("_")[1]))
+        norm = lambda a: jnp.sqrt(jnp.sum(jnp.square(a)))
+        return (loss(train), loss(test) if test[0].shape[0] else jnp.float32(jnp.nan),
+                jnp.stack([norm(params[k]["w"]) for k in names]),
+                jnp.stack([norm(grads[k]["w"]) for k in names]))
+    return run
+
+
 def _u8(a) -> str:
     """Values in [-1, 1] -> base64 of uint8 (0 = -1, 255 = +1), row-major."""
     q = np.round((np.clip(np.nan_to_num(np.asarray(a, np.float64)), -1, 1) + 1) * 127.5)
@@ -158,19 +202,15 @@ class Session:
     def _new_run(self):
         """A fresh network and train state (epoch 0) for the current configuration."""
         c = self.config
-        self.net, self.objective, self.optimizer, act = build(c)
         self.train = (jnp.asarray(features(c, self.raw[0])), jnp.asarray(self.raw[1]))
         self.test = (jnp.asarray(features(c, self.raw[2])), jnp.asarray(self.raw[3]))
         self.grid_feats = jnp.asarray(features(c, self.grid))
-        n_in = self.train[0].shape[1]
+        n_train, n_in = (int(d) for d in self.train[0].shape)
+        (self.net, self.objective, self.optimizer, self.loop, self.layers,
+         self.measure) = compiled_parts(c, n_train)
         params = self.net.init(jax.random.key(c["seed"]), (n_in,))[0]
         self.ts = jax.tree.map(jnp.array, TrainState.create(params, self.optimizer))
-        self.loop = EpochLoop(checked_step(self.objective, self.optimizer), c["batchSize"],
-                              int(self.train[0].shape[0]), None, objective=self.objective)
         self.keys = epoch_keys(jax.random.key(c["seed"]))
-        self.layers = _layers_fn(act, c["problem"] == "classification")
-        objective = self.objective
-        self.grad = jax.jit(jax.grad(lambda p, d: objective(p, {}, d, None, False)[0]))
         self.epoch, self.chunk, self.warm = 0, CHUNKS[1], set()
         self.history = {"epoch": [], "train": [], "test": []}
         self.norm_history = []
@@ -236,22 +276,18 @@ class Session:
         return self.snapshot()
 
     def _measure(self):
-        """Training and test loss (``fnn.evaluate``), weight and gradient norms per layer."""
-        train = fnn.evaluate(self.objective, self.ts.params, {}, self.train)["loss"]
-        test = fnn.evaluate(self.objective, self.ts.params, {}, self.test)["loss"] \
-            if self.test[0].shape[0] else float("nan")
+        """Training and test loss, weight and gradient norms per layer (one compiled call)."""
+        train, test, w, g = jax.device_get(self.measure(self.ts.params, self.train, self.test))
+        train, test = float(train), float(test)
         self.train_loss, self.test_loss = train, test
         if not math.isfinite(train):
             self.diverged = True
         self.history["epoch"].append(self.epoch)
         self.history["train"].append(_finite(train))
         self.history["test"].append(_finite(test))
-        grads = self.grad(self.ts.params, self.train)
-        names = sorted(self.ts.params, key=lambda k: int(k.split("_")[1]))
-        norm = lambda a: _finite(float(jnp.sqrt(jnp.sum(jnp.square(a)))))
         self.norm_history.append({"epoch": self.epoch,
-                                  "weight": [norm(self.ts.params[k]["w"]) for k in names],
-                                  "grad": [norm(grads[k]["w"]) for k in names]})
+                                  "weight": [_finite(float(v)) for v in w],
+                                  "grad": [_finite(float(v)) for v in g]})
 
     # ------------------------------------------------------------------ what the page sees
     def snapshot(self, full: bool = False) -> dict:
