@@ -64,12 +64,18 @@ def explain_collapse(session) -> str:
         for i, (a, b, g) in enumerate(zip(first["weight"], last["weight"], last["grad"])))
     dead = session.snapshot()["dead"]
     n_dead, n_units = sum(len(d) for d in dead), sum(session.config["networkShape"])
+    shape = session.config["networkShape"]
+    whole = [i + 1 for i, (d, n) in enumerate(zip(dead, shape)) if len(d) == n]
     if session.diverged:
         head = f"The loss became NaN (diverged) by epoch {session.epoch}."
     else:
         head = f"After {session.epoch} epochs at learning rate {session.config['learningRate']:g}:"
+    grads = [g for g in last["grad"] if g is not None]
+    stopped = (f" Every unit of hidden layer {whole[0]} is dead, so the output is a constant "
+               f"(a blank map) and every gradient is 0: training has stopped, the links keep "
+               f"whatever weights they had." if whole else "")
     return (f"{head} {layers}. {n_dead} of {n_units} ReLU units are dead (output 0 on every "
-            f"training point, so no gradient reaches their weights again). A step of lr 1 x "
-            f"gradient overshoots; the units it pushes below zero never come back, and what "
-            f"is left shrinks towards the weights of a constant output. A smaller learning "
-            f"rate (0.03) or tanh avoids it.")
+            f"training point, so no gradient reaches their weights again).{stopped} One step "
+            f"of lr 1 x gradient overshoots and pushes units below zero for every point; they "
+            f"never come back (largest gradient now {max(grads, default=0):.2g}). "
+            f"A smaller learning rate (0.03) or tanh avoids it.")
