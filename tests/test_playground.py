@@ -17,6 +17,8 @@ from fnn.app.playground.presets import explain_collapse, explain_oscillation, ji
 from fnn.app.playground.session import GRID, NEURON_GRID, Session, compare
 from fnn.data import multi_gaussian, plane
 
+# Starlette's TestClient warns that it will move from httpx to httpx2 (not packaged here yet)
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -274,3 +276,16 @@ def test_ctrl_c_stops_the_server_cleanly():
     assert proc.returncode == 0, out
     assert "serving on http://127.0.0.1:" in out and "fnn playground: stopped" in out
     assert "Traceback" not in out
+
+
+def test_the_page_ships_as_package_data():
+    """A non-editable install ships every file of static/ (pyproject's package-data globs)."""
+    import fnmatch
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        globs = tomllib.load(f)["tool"]["setuptools"]["package-data"]["fnn.app.playground"]
+    static = os.path.join(ROOT, "fnn", "app", "playground", "static")
+    files = sorted(f"static/{n}" for n in os.listdir(static))
+    assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
+    page = open(os.path.join(static, "index.html")).read()
+    assert "http" not in page.replace("http-equiv", "")     # no CDN: every asset is local
