@@ -45,6 +45,9 @@ export function drawCurves(cv, series, log) {
   for (const s of series) { n = Math.max(n, s.ys.length);
     for (const v of s.ys) { const y = f(v); if (y != null) { lo = Math.min(lo, y); hi = Math.max(hi, y); } } }
   if (!isFinite(lo)) return;
+  // a diverging series would squash the others: the axis stops at 10x the largest start
+  const starts = series.map((s) => f(s.ys.find((v) => f(v) != null))).filter((v) => v != null);
+  if (log && starts.length) hi = Math.min(hi, Math.max(...starts) + 1);
   if (!log) lo = Math.min(lo, 0);
   if (hi - lo < 1e-9) hi = lo + 1;
   for (const s of series) {
@@ -54,7 +57,8 @@ export function drawCurves(cv, series, log) {
     s.ys.forEach((v, i) => {
       const y = f(v);
       if (y == null) { pen = false; return; }
-      const X = (i / Math.max(n - 1, 1)) * (W - 4) + 2, Y = H - 2 - ((y - lo) / (hi - lo)) * (H - 4);
+      const X = (i / Math.max(n - 1, 1)) * (W - 4) + 2;
+      const Y = Math.max(1, H - 2 - ((y - lo) / (hi - lo)) * (H - 4));
       pen ? ctx.lineTo(X, Y) : ctx.moveTo(X, Y); pen = true;
     });
     ctx.stroke();
