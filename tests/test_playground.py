@@ -241,6 +241,30 @@ def test_server_tabs_train_independently_and_a_closed_tab_leaves_nothing(client)
     assert all(t.task is None and t.session is None for t in tabs)
 
 
+def test_server_reset_regenerate_checkpoint_and_a_preset(client, tmp_path):
+    import fnn
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "config", "config": {"networkShape": [3], "numPoints": 200}})
+        first = _until(ws, "frame")
+        ws.send_json({"type": "step"})
+        assert _until(ws, "frame")["epoch"] == 1
+        ws.send_json({"type": "reset"})
+        reset = _until(ws, "frame")
+        assert reset["epoch"] == 0 and reset["trainLoss"] == first["trainLoss"]
+        ws.send_json({"type": "regenerate"})
+        regen = _until(ws, "frame")
+        assert regen["config"]["seed"] == 1 and regen["train"]["x"] != first["train"]["x"]
+        ws.send_json({"type": "checkpoint"})
+        ck = _until(ws, "checkpoint")
+        (tmp_path / ck["filename"]).write_bytes(base64.b64decode(ck["base64"]))
+        loaded = fnn.checkpoint.load(tmp_path / ck["filename"])
+        assert loaded.metadata["playground"]["seed"] == 1
+        ws.send_json({"type": "preset", "name": "collapse"})
+        frame = _until(ws, "frame")
+        assert frame["config"]["learningRate"] == 1.0 and frame["epoch"] == 300
+        assert "ReLU units are dead" in _until(ws, "explain")["text"]
+
+
 # ------------------------------------------------------------------ a real server, Ctrl-C
 
 def _free_port():
