@@ -1,6 +1,7 @@
 """fnn playground: the configuration's validation, the session logic (no browser), the export,
 the presets' explanations, the server over its WebSocket (Starlette's TestClient), and Ctrl-C."""
 import base64
+import gc
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -234,11 +236,20 @@ def test_server_tabs_train_independently_and_a_closed_tab_leaves_nothing(client)
         assert _until(b, "frame")["epoch"] == 1       # b is not moved by a's training
         assert len(server.SESSIONS) == 2
         tabs = list(server.SESSIONS)
+        sessions = [weakref.ref(t.session) for t in tabs]
+        playing = [t.task for t in tabs if t.task is not None]
+        assert len(playing) == 1
     deadline = time.time() + 10
     while server.SESSIONS and time.time() < deadline:
         time.sleep(0.05)
     assert not server.SESSIONS                      # both closed: no session left
     assert all(t.task is None and t.session is None for t in tabs)
+    assert playing[0].done()                        # a's training task ended (cancelled)
+    del tabs, playing
+    while any(r() is not None for r in sessions) and time.time() < deadline + 10:
+        time.sleep(0.05)      # a chunk already on a worker thread finishes, then nothing
+        gc.collect()
+    assert [r() for r in sessions] == [None, None]  # and the sessions' memory is freed
 
 
 def test_server_reset_regenerate_checkpoint_and_a_preset(client, tmp_path):

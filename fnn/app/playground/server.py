@@ -55,9 +55,11 @@ class Tab:
         await self.ws.send_text(json.dumps(msg, allow_nan=False))
 
     async def call(self, fn, *args):
-        """Run ``fn(*args)`` on a worker thread, one at a time per tab."""
+        """Run ``fn(*args)`` on a worker thread, one at a time per tab. (The call goes in a
+        box emptied when it runs: an idle worker keeps its last job, and must not keep a
+        closed tab's session alive through it.)"""
         async with self.lock:
-            return await anyio.to_thread.run_sync(fn, *args)
+            return await anyio.to_thread.run_sync(_unbox, [(fn, args)])
 
     async def play_loop(self):
         while True:
@@ -81,7 +83,7 @@ class Tab:
         if kind == "config":
             cfg = msg.get("config", {})
             if self.session is None:
-                self.session = await anyio.to_thread.run_sync(Session, cfg)
+                self.session = await anyio.to_thread.run_sync(_unbox, [(Session, (cfg,))])
                 change = "data"
             else:
                 change = await self.call(self.session.update, cfg)
@@ -144,6 +146,11 @@ class Tab:
             await self.send(await self.call(s.snapshot, True))
             text = await self.call(explain_collapse, s)
         await self.send({"type": "explain", "preset": name, "text": text})
+
+
+def _unbox(box: list):
+    fn, args = box.pop()
+    return fn(*args)
 
 
 def _only(msg: dict, keys: set):
