@@ -133,6 +133,21 @@ def test_exported_script_reproduces_the_final_training_loss(session, tmp_path):
     assert f"EPOCHS = {session.epoch}" in path.read_text()
 
 
+def test_every_optimizer_argument_and_the_initializer_reach_fnn():
+    s = Session({"optimizer": "adam", "optimizerArgs": {"b1": 0.8}, "networkShape": [2],
+                 "numPoints": 100, "initializer": "he_normal"})
+    hp = s.ts.opt_state.hyperparams
+    assert float(hp["b1"]) == pytest.approx(0.8) and float(hp["b2"]) == pytest.approx(0.999)
+    s.train_epochs(5)
+    assert s.update({"optimizerArgs": {"b1": 0.5}}) == "hyper" and s.epoch == 5
+    assert float(s.ts.opt_state.hyperparams["b1"]) == pytest.approx(0.5)
+    glorot = Session({"networkShape": [2], "numPoints": 100})
+    assert not np.allclose(glorot.ts.params["dense_0"]["w"], s.ts.params["dense_0"]["w"])
+    text = s.export_script()       # a setting changed mid-run: the script says so, no check
+    assert "PAGE_TRAIN_LOSS = None" in text and "changed a setting during the run" in text
+    assert "fnn.optim.inject_hyperparams(fnn.optim.adam)(learning_rate=0.03, b1=0.5)" in text
+
+
 def test_checkpoint_holds_params_and_config(session, tmp_path):
     import fnn
     session.checkpoint(tmp_path / "c.npz")
