@@ -319,9 +319,28 @@ def start_server(port):
 
 
 @pytest.mark.xdist_group("playground")
-def test_ctrl_c_stops_the_server_cleanly():
-    proc = start_server(_free_port())
-    proc.send_signal(signal.SIGINT)
+def test_ctrl_c_stops_the_server_cleanly_while_a_tab_trains():
+    import asyncio
+
+    import websockets
+    port = _free_port()
+    proc = start_server(port)
+
+    async def play_then_interrupt():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await ws.send(json.dumps({"type": "config", "config": {"networkShape": [3],
+                                                                   "numPoints": 200}}))
+            await ws.send(json.dumps({"type": "play"}))
+            frames = 0
+            while frames < 3:
+                frames += json.loads(await ws.recv())["type"] == "frame"
+            proc.send_signal(signal.SIGINT)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+            assert closed.value.rcvd.code == 1012          # the server said "restart", cleanly
+
+    asyncio.run(play_then_interrupt())
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "serving on http://127.0.0.1:" in out and "fnn playground: stopped" in out
