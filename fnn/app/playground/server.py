@@ -35,9 +35,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from fnn.app.playground.presets import PRESETS, explain_collapse, explain_oscillation
 from fnn.app.playground.session import Session, compare
 
-__all__ = ["app", "make_app", "SESSIONS", "MAX_MESSAGE", "Tab"]
+__all__ = ["app", "make_app", "SESSIONS", "MAX_MESSAGE", "MESSAGES", "Tab"]
 
 MAX_MESSAGE = 64 * 1024          # bytes of one message from the page
+# The messages a page may send: type -> its keys besides "type".
+MESSAGES = {"config": {"config"}, "play": set(), "pause": set(), "step": set(),
+            "reset": set(), "regenerate": set(), "compare": {"key", "values", "epochs"},
+            "preset": {"name"}, "export": set(), "checkpoint": set()}
 SESSIONS: set = set()            # the live tabs (tests check a closed tab leaves none)
 FRAME_GAP_S = 0.01               # pause between frames, so messages get in
 log = logging.getLogger("fnn.playground")
@@ -77,53 +81,66 @@ class Tab:
             self.task = None
 
     async def handle(self, msg: dict):
+        """Check ``msg`` (its type, its keys) and run its ``on_<type>`` method."""
         kind = msg.get("type")
+        if kind not in MESSAGES:
+            raise ValueError(f"playground: unknown message type {kind!r}; expected one of "
+                             f"{', '.join(MESSAGES)}")
+        extra = sorted(set(msg) - MESSAGES[kind] - {"type"})
+        if extra:
+            raise ValueError(f"playground: message {kind!r} has unknown key(s) {extra}; "
+                             f"expected {sorted(MESSAGES[kind]) or 'none'}")
         if self.session is None and kind != "config":
             raise ValueError("playground: send a 'config' message first")
-        if kind == "config":
-            cfg = msg.get("config", {})
-            if self.session is None:
-                self.session = await anyio.to_thread.run_sync(_unbox, [(Session, (cfg,))])
-                change = "data"
-            else:
-                change = await self.call(self.session.update, cfg)
-            await self.send(await self.call(self.session.snapshot, change in ("data", "run")))
-        elif kind == "play":
-            if self.task is None:
-                self.task = asyncio.create_task(self.play_loop())
-        elif kind == "pause":
-            self.stop()
-            await self.send({"type": "paused", "reason": "pause"})
-        elif kind == "step":
-            self.stop()
-            await self.send(await self.call(self.session.step))
-        elif kind == "reset":
-            self.stop()
-            await self.call(self.session.reset)
-            await self.send(await self.call(self.session.snapshot, True))
-        elif kind == "regenerate":
-            self.stop()
-            seed = (self.session.config["seed"] + 1) % (2 ** 31)
-            await self.call(self.session.update, {"seed": seed})
-            await self.send(await self.call(self.session.snapshot, True))
-        elif kind == "compare":
-            _only(msg, {"type", "key", "values", "epochs"})
-            result = await self.call(compare, self.session.config, msg.get("key"),
-                                     msg.get("values"), msg.get("epochs", 300))
-            await self.send(result)
-        elif kind == "preset":
-            await self.preset(msg.get("name"))
-        elif kind == "export":
-            text = await self.call(self.session.export_script)
-            await self.send({"type": "export", "filename": "playground_run.py", "text": text})
-        elif kind == "checkpoint":
-            data = await self.call(_checkpoint_bytes, self.session)
-            await self.send({"type": "checkpoint", "filename": "playground_run.npz",
-                             "base64": base64.b64encode(data).decode("ascii")})
+        await getattr(self, f"on_{kind}")(msg)
+
+    async def on_config(self, msg):
+        cfg = msg.get("config", {})
+        if self.session is None:
+            self.session = await anyio.to_thread.run_sync(_unbox, [(Session, (cfg,))])
+            change = "data"
         else:
-            raise ValueError(f"playground: unknown message type {kind!r}; expected one of "
-                             f"config, play, pause, step, reset, regenerate, compare, preset, "
-                             f"export, checkpoint")
+            change = await self.call(self.session.update, cfg)
+        await self.send(await self.call(self.session.snapshot, change in ("data", "run")))
+
+    async def on_play(self, msg):
+        if self.task is None:
+            self.task = asyncio.create_task(self.play_loop())
+
+    async def on_pause(self, msg):
+        self.stop()
+        await self.send({"type": "paused", "reason": "pause"})
+
+    async def on_step(self, msg):
+        self.stop()
+        await self.send(await self.call(self.session.step))
+
+    async def on_reset(self, msg):
+        self.stop()
+        await self.call(self.session.reset)
+        await self.send(await self.call(self.session.snapshot, True))
+
+    async def on_regenerate(self, msg):
+        self.stop()
+        seed = (self.session.config["seed"] + 1) % (2 ** 31)
+        await self.call(self.session.update, {"seed": seed})
+        await self.send(await self.call(self.session.snapshot, True))
+
+    async def on_compare(self, msg):
+        await self.send(await self.call(compare, self.session.config, msg.get("key"),
+                                        msg.get("values"), msg.get("epochs", 300)))
+
+    async def on_preset(self, msg):
+        await self.preset(msg.get("name"))
+
+    async def on_export(self, msg):
+        text = await self.call(self.session.export_script)
+        await self.send({"type": "export", "filename": "playground_run.py", "text": text})
+
+    async def on_checkpoint(self, msg):
+        data = await self.call(_checkpoint_bytes, self.session)
+        await self.send({"type": "checkpoint", "filename": "playground_run.npz",
+                         "base64": base64.b64encode(data).decode("ascii")})
 
     async def preset(self, name):
         if name not in PRESETS:
@@ -153,12 +170,6 @@ def _unbox(box: list):
     return fn(*args)
 
 
-def _only(msg: dict, keys: set):
-    extra = sorted(set(msg) - keys)
-    if extra:
-        raise ValueError(f"playground: message {msg.get('type')!r} has unknown key(s) {extra}")
-
-
 def _checkpoint_bytes(session: Session) -> bytes:
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "run.npz")
@@ -182,12 +193,6 @@ async def websocket(ws: WebSocket):
                 if not isinstance(msg, dict):
                     raise ValueError(f"playground: a message must be a JSON object, got "
                                      f"{type(msg).__name__}")
-                if msg.get("type") in ("config",):
-                    _only(msg, {"type", "config"})
-                elif msg.get("type") == "preset":
-                    _only(msg, {"type", "name"})
-                elif msg.get("type") != "compare":
-                    _only(msg, {"type"})
                 await tab.handle(msg)
             except json.JSONDecodeError as err:
                 await tab.send({"type": "error", "message": f"playground: not JSON: {err}"})
