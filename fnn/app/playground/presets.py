@@ -23,7 +23,10 @@ PRESETS = {
                                "xSquared": False, "ySquared": False, "xTimesY": False,
                                "sinX": False, "sinY": False, "x": True, "y": True},
                     "compare": {"key": "learningRate", "values": [0.01, 0.1, 0.3, 1.0, 3.0],
-                                "epochs": 150}},
+                                "epochs": 150},
+                    # then, at learning rate 0.3, what a larger batch does
+                    "batch": {"learningRate": 0.3, "key": "batchSize", "values": [1, 10, 50],
+                              "epochs": 100}},
     "collapse": {"config": {"dataset": "circle", "networkShape": [8, 8, 8],
                             "activation": "relu", "learningRate": 1.0, "batchSize": 10,
                             "optimizer": "sgd", "regularization": "none", "noise": 0},
@@ -41,7 +44,10 @@ def jitter(curve) -> float:
     return float(np.mean(np.abs(np.diff(c))) / max(np.mean(c), 1e-12))
 
 
-def explain_oscillation(result: dict) -> str:
+def explain_oscillation(result: dict, batches: dict | None = None) -> str:
+    """The text for the ``oscillation`` preset from its learning-rate comparison ``result``
+    and (optional) its batch-size comparison ``batches`` (as ``compare`` returns it, plus the
+    ``learningRate`` it ran at)."""
     js = [(v["value"], jitter(v["loss"])) for v in result["variants"]]
     text = "; ".join(f"lr {v:g}: " + ("diverged" if j == float("inf") else f"{100 * j:.1f}%")
                      for v, j in js)
@@ -52,7 +58,10 @@ def explain_oscillation(result: dict) -> str:
             f"the step is learning rate x that gradient: at lr {wild[0]:g} each step "
             f"overshoots, so the surface flips back and forth; lr {calm[0]:g} is the calmest. "
             f"A smaller learning rate or a larger batch (an average over more points, a "
-            f"less noisy gradient) calms it.")
+            f"less noisy gradient) calms it." + ("" if batches is None else
+            f" At lr {batches['learningRate']:g} by batch size: " + "; ".join(
+                f"batch {v['value']}: {100 * jitter(v['loss']):.1f}%"
+                for v in batches["variants"]) + "."))
 
 
 def explain_collapse(session) -> str:

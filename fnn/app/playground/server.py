@@ -151,12 +151,14 @@ class Tab:
         await self.call(self.session.update, p["config"])
         await self.call(self.session.reset)
         if name == "oscillation":
-            c = p["compare"]
+            c, b = p["compare"], p["batch"]
             result = await self.call(compare, self.session.config, c["key"], c["values"],
                                      c["epochs"])
             await self.send(await self.call(self.session.snapshot, True))
             await self.send(result)
-            text = explain_oscillation(result)
+            cfg = {**self.session.config, "learningRate": b["learningRate"]}
+            batches = await self.call(compare, cfg, b["key"], b["values"], b["epochs"])
+            text = explain_oscillation(result, {**batches, "learningRate": b["learningRate"]})
         else:
             s = self.session
             await self.call(lambda: [s.train_epochs(10) for _ in range(p["epochs"] // 10)])
