@@ -4,7 +4,7 @@ the run it makes.
 * ``oscillation`` ("why does the output keep oscillating violently?"): the same network at
   learning rates 0.01 .. 3 with batch size 1, compared (``fnn.sweep``); the explanation
   measures each run's epoch-to-epoch jitter of the training loss over its last half,
-  J = mean |L_t - L_{t-1}| / mean L_t, and names the calmest and the wildest.
+  J = mean |L_t - L_{t-1}|, and names the calmest and the wildest.
 * ``collapse`` ("with learning rate 1 the weights on every link became tiny"): ReLU at
   learning rate 1, trained live; the explanation reads the per-layer weight and gradient
   norms over time and the dead ReLU units (output 0 on every training point: no gradient
@@ -35,13 +35,12 @@ PRESETS = {
 
 
 def jitter(curve) -> float:
-    """J = mean |L_t - L_{t-1}| / mean L_t over the second half of a loss curve (inf when it
-    diverged)."""
+    """J = mean |L_t - L_{t-1}| over the second half of a loss curve (inf when it diverged)."""
     c = np.asarray([np.nan if v is None else v for v in curve], np.float64)
     c = c[len(c) // 2:]
     if c.size < 2 or not np.all(np.isfinite(c)):
         return float("inf")
-    return float(np.mean(np.abs(np.diff(c))) / max(np.mean(c), 1e-12))
+    return float(np.mean(np.abs(np.diff(c))))
 
 
 def explain_oscillation(result: dict, batches: dict | None = None) -> str:
@@ -49,18 +48,18 @@ def explain_oscillation(result: dict, batches: dict | None = None) -> str:
     and (optional) its batch-size comparison ``batches`` (as ``compare`` returns it, plus the
     ``learningRate`` it ran at)."""
     js = [(v["value"], jitter(v["loss"])) for v in result["variants"]]
-    text = "; ".join(f"lr {v:g}: " + ("diverged" if j == float("inf") else f"{100 * j:.1f}%")
+    text = "; ".join(f"lr {v:g}: " + ("diverged" if j == float("inf") else f"{j:.3f}")
                      for v, j in js)
     calm = min(js, key=lambda t: t[1])
     wild = max(js, key=lambda t: t[1])
-    return (f"Epoch-to-epoch jump of the training loss (second half, relative to its mean): "
+    return (f"Mean epoch-to-epoch jump of the training loss over the second half of the run: "
             f"{text}. With batch size 1 every step follows a single point's gradient, and "
             f"the step is learning rate x that gradient: at lr {wild[0]:g} each step "
             f"overshoots, so the surface flips back and forth; lr {calm[0]:g} is the calmest. "
             f"A smaller learning rate or a larger batch (an average over more points, a "
             f"less noisy gradient) calms it." + ("" if batches is None else
             f" At lr {batches['learningRate']:g} by batch size: " + "; ".join(
-                f"batch {v['value']}: {100 * jitter(v['loss']):.1f}%"
+                f"batch {v['value']}: {jitter(v['loss']):.3f}"
                 for v in batches["variants"]) + "."))
 
 
