@@ -4,11 +4,14 @@ wait until the epoch counter passes 200 and the test loss has fallen, check the 
 was drawn, then the page's controls and a bad link."""
 import os
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.test_playground import _free_port, start_server
+sys.path.insert(0, str(Path(__file__).parent))
+from test_playground import _free_port, start_server  # noqa: E402  (the server helpers)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = "/usr/bin/chromedriver"
