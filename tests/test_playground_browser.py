@@ -84,7 +84,10 @@ def test_page_trains_from_a_hash_config_and_draws_the_decision_map(page):
     assert coloured > 0.9 and colours > 10            # a drawn map, not a blank canvas
     # every part of TensorFlow Playground's view is there
     n_neurons = driver.execute_script("return document.querySelectorAll('.neuron').length")
-    assert n_neurons == 3 + 4 + 4 + 1                  # features x1, x2, x1·x2; 4, 4; output
+    assert n_neurons == 7 + 4 + 4 + 1                  # all 7 features; 4, 4; the output
+    off = driver.execute_script("return [...document.querySelectorAll('.neuron.off')]"
+                                ".map(d => d.nextSibling.textContent)")
+    assert off == ["x1²", "x2²", "sin x1", "sin x2"]   # x1, x2, x1·x2 are on
     titles = driver.execute_script(
         "return [...document.querySelectorAll('#links line title')].map(t => t.textContent)")
     assert len(titles) == 3 * 4 + 4 * 4 + 4 and titles[0].startswith("weight ")
@@ -106,6 +109,8 @@ def test_page_controls_change_the_run_and_a_bad_link_shows_an_error(page):
     assert state["config"]["networkShape"] == [4, 2]          # fell back to the defaults
     assert "at most 6 layers" in driver.find_element("id", "error").text
     assert "at most 6 layers" in state["error"]
+    driver.find_element("id", "f-5").click()                # switch sin x1 on
+    wait_for(driver, "return window.fnnPlayground.state().config.sinX === true")
     driver.find_element("id", "addLayer").click()
     wait_for(driver, "return window.fnnPlayground.state().config.networkShape.length === 3")
     driver.execute_script("document.getElementById('activation').value = 'relu';"

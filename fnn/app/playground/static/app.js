@@ -118,55 +118,61 @@ function drawHistory() {
 const NODE = 36, OUT_X = 500;
 function layerX(l, L) { return 60 + (l * (OUT_X - 80)) / Math.max(L, 1); }
 function nodeY(i) { return 10 + i * (NODE + 10); }
+const FEATURE_KEYS = ["x", "y", "xSquared", "ySquared", "xTimesY", "sinX", "sinY"];
+const FEATURE_LABELS = { x: "x1", y: "x2", xSquared: "x1²", ySquared: "x2²", xTimesY: "x1·x2",
+                         sinX: "sin x1", sinY: "sin x2" };
+// Row of node i of layer l: the input column shows all seven features (switched-off ones
+// greyed), so input i (the i-th switched-on feature) sits at its feature's row.
+function row(l, i) {
+  return l > 0 ? i : FEATURE_KEYS.indexOf(FEATURE_KEYS.filter((k) => S.config[k])[i]);
+}
 function buildNetwork() {
   const net = $("net");
   net.querySelectorAll(".neuron,.nlabel,.unitctl").forEach((e) => e.remove());
   const shape = S.config.networkShape, L = shape.length + 1;
-  const cols = [S.featureNames.length, ...shape];
   $("layerCount").textContent = shape.length;
-  cols.forEach((n, l) => {
+  FEATURE_KEYS.forEach((k, r) => {
+    const d = document.createElement("div");
+    d.className = "neuron" + (S.config[k] ? "" : " off"); d.id = `f-${r}`;
+    Object.assign(d.style, { left: layerX(0, L) + "px", top: nodeY(r) + "px",
+                             width: NODE + "px", height: NODE + "px" });
+    const cv = document.createElement("canvas"); cv.width = cv.height = 25;
+    d.appendChild(cv); net.appendChild(d);
+    d.title = `feature ${FEATURE_LABELS[k]} (click: switch ${S.config[k] ? "off" : "on"})`;
+    d.onclick = () => setConfig({ [k]: !S.config[k] });
+    const lab = document.createElement("div");
+    lab.className = "nlabel"; lab.textContent = FEATURE_LABELS[k];
+    Object.assign(lab.style, { left: layerX(0, L) - 50 + "px", top: nodeY(r) + 10 + "px" });
+    net.appendChild(lab);
+  });
+  shape.forEach((n, h) => {
+    const l = h + 1;
     for (let i = 0; i < n; i++) {
       const d = document.createElement("div");
       d.className = "neuron"; d.id = `n-${l}-${i}`;
       Object.assign(d.style, { left: layerX(l, L) + "px", top: nodeY(i) + "px",
                                width: NODE + "px", height: NODE + "px" });
-      const cv = document.createElement("canvas"); cv.width = cv.height = S.frame ? 25 : 25;
+      const cv = document.createElement("canvas"); cv.width = cv.height = 25;
       d.appendChild(cv); net.appendChild(d);
-      if (l === 0) {
-        const lab = document.createElement("div");
-        lab.className = "nlabel"; lab.textContent = S.featureNames[i];
-        Object.assign(lab.style, { left: layerX(0, L) - 50 + "px", top: nodeY(i) + 10 + "px" });
-        net.appendChild(lab);
-        d.title = `feature ${S.featureNames[i]} (click: off)`;
-        d.onclick = () => toggleFeature(S.featureNames[i]);
-      }
     }
-    if (l > 0) {
-      const c = document.createElement("div"); c.className = "unitctl";
-      Object.assign(c.style, { left: layerX(l, L) - 4 + "px", top: "-4px" });
-      c.innerHTML = `<button data-d="1">+</button><button data-d="-1">&minus;</button> ${n}`;
-      c.querySelectorAll("button").forEach((b) => b.onclick = () => {
-        const s = [...shape]; s[l - 1] = Math.min(8, Math.max(1, s[l - 1] + Number(b.dataset.d)));
-        setConfig({ networkShape: s });
-      });
-      net.appendChild(c);
-    }
+    const c = document.createElement("div"); c.className = "unitctl";
+    Object.assign(c.style, { left: layerX(l, L) - 4 + "px", top: "-4px" });
+    c.innerHTML = `<button data-d="1">+</button><button data-d="-1">&minus;</button> ${n}`;
+    c.querySelectorAll("button").forEach((b) => b.onclick = () => {
+      const s = [...shape]; s[h] = Math.min(8, Math.max(1, s[h] + Number(b.dataset.d)));
+      setConfig({ networkShape: s });
+    });
+    net.appendChild(c);
   });
   const out = document.createElement("div"); out.className = "neuron"; out.id = "n-out";
   Object.assign(out.style, { left: OUT_X + "px", top: nodeY(0) + "px", width: NODE + "px", height: NODE + "px" });
   const cv = document.createElement("canvas"); cv.width = cv.height = 25; out.appendChild(cv);
   net.appendChild(out);
 }
-function toggleFeature(label) {
-  const key = Object.keys(FEATURE_LABELS).find((k) => FEATURE_LABELS[k] === label);
-  setConfig({ [key]: !S.config[key] });
-}
-const FEATURE_LABELS = { x: "x1", y: "x2", xSquared: "x1²", ySquared: "x2²", xTimesY: "x1·x2",
-                         sinX: "sin x1", sinY: "sin x2" };
 function drawNeurons() {
   const f = S.frame;
   f.neurons.forEach((layer, l) => layer.forEach((b64, i) => {
-    const d = $(`n-${l}-${i}`); if (!d) return;
+    const d = l === 0 ? $(`f-${row(0, i)}`) : $(`n-${l}-${i}`); if (!d) return;
     drawMap(d.firstChild.getContext("2d"), decode(b64), f.neuronGrid, 25, false);
     d.classList.toggle("dead", l > 0 && (f.dead[l - 1] || []).includes(i));
     if (l > 0) d.title = (f.dead[l - 1] || []).includes(i) ? "dead ReLU unit: 0 on every training point" : `layer ${l}, unit ${i + 1}`;
@@ -178,7 +184,7 @@ function drawLinks() {
   const f = S.frame, svg = $("links"), L = f.weights.length;
   const cols = f.weights.map((w) => w.length);
   let html = "";
-  const centre = (l, i) => l === L ? [OUT_X + NODE / 2, nodeY(0) + NODE / 2] : [layerX(l, L) + NODE / 2, nodeY(i) + NODE / 2];
+  const centre = (l, i) => l === L ? [OUT_X + NODE / 2, nodeY(0) + NODE / 2] : [layerX(l, L) + NODE / 2, nodeY(row(l, i)) + NODE / 2];
   f.weights.forEach((w, l) => w.forEach((row, i) => row.forEach((v, j) => {
     if (l === L - 1 && j > 0) return;           // one output node drawn: its first column
     const val = (l === L - 1 && S.config.problem === "classification") ? row[1] - row[0] : v;
