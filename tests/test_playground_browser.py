@@ -94,6 +94,9 @@ def test_page_trains_from_a_hash_config_and_draws_the_decision_map(page):
     assert "xTimesY=true" in driver.current_url and "networkShape=4%2C4" in driver.current_url
     if SCREENSHOT:
         driver.save_screenshot(SCREENSHOT)
+    driver.find_element("id", "discretize").click()        # two colours instead of a ramp
+    wait_for(driver, "return window.fnnPlayground.state().config.discretize === true")
+    assert driver.execute_script(BLANK, "heatmap")[1] < colours
     epoch = state["epoch"]
     driver.execute_script("window.fnnPlayground.step()")
     wait_for(driver, f"return window.fnnPlayground.state().epoch === {epoch} + 1 || "
