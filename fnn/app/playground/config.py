@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 
-from fnn import initializers, optim
+from fnn import optim
 
 __all__ = ["DEFAULTS", "FEATURES", "DATASETS", "REG_DATASETS", "ACTIVATIONS", "OPTIMIZERS",
            "INITIALIZERS", "COMPARE_KEYS", "MAX_LAYERS", "MAX_UNITS", "MAX_POINTS",

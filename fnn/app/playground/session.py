@@ -263,12 +263,11 @@ class Session:
         self.warm.add(self.chunk)
         dt = time.perf_counter() - t
         i = CHUNKS.index(self.chunk)
-        if not warm:                 # a first call compiles: its time says nothing
-            pass
-        elif dt < FRAME_S / 3 and i + 1 < len(CHUNKS):
-            self.chunk = CHUNKS[i + 1]
-        elif dt > 2 * FRAME_S and i > 0:
-            self.chunk = CHUNKS[i - 1]
+        if warm:                     # (a first call compiles: its time says nothing)
+            if dt < FRAME_S / 3 and i + 1 < len(CHUNKS):
+                self.chunk = CHUNKS[i + 1]
+            elif dt > 2 * FRAME_S and i > 0:
+                self.chunk = CHUNKS[i - 1]
         return self.snapshot()
 
     def step(self) -> dict:
