@@ -361,3 +361,25 @@ def test_the_page_ships_as_package_data():
     assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
     page = open(os.path.join(static, "index.html")).read()
     assert "http" not in page.replace("http-equiv", "")     # no CDN: every asset is local
+
+
+def test_cli_binds_localhost_by_default_and_warns_for_another_address(monkeypatch, capsys):
+    import argparse
+
+    import uvicorn
+
+    from fnn.app import playground
+    from fnn.cli import build_parser
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    args = build_parser().parse_args(["playground", "--no-browser"])
+    assert playground.main(args) == 0
+    out = capsys.readouterr()
+    assert calls[-1]["host"] == "127.0.0.1" and calls[-1]["port"] == playground.DEFAULT_PORT
+    assert f"serving on http://127.0.0.1:{playground.DEFAULT_PORT}/" in out.out
+    assert "warning" not in out.err
+    playground.main(argparse.Namespace(port=9001, host="0.0.0.0", no_browser=True))
+    assert calls[-1]["host"] == "0.0.0.0"
+    assert "warning: serving on 0.0.0.0, reachable from other machines" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--port must be in"):
+        playground.main(argparse.Namespace(port=70000, host="127.0.0.1", no_browser=True))
