@@ -183,9 +183,21 @@ def _row(workload, label, r, results, gemm) -> str:
             f"{r['compile_s']:.2f} | {r['peak_rss_mib']:,.0f} | {flops} |")
 
 
+def playground_bench(args) -> dict:  # noqa: ARG001 (the row takes no options yet)
+    """The ``playground`` row: fnn playground on TensorFlow Playground's default setup,
+    through its server (scripts/benchmarks/playground_bench.py)."""
+    from benchmarks.playground_bench import describe, playground_row
+
+    r = playground_row()
+    print("\n" + describe(r) + "; goals met: " + ", ".join(
+        f"{k} {'yes' if ok else 'NO'}" for k, ok in r["goals_met"].items()), flush=True)
+    return r
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="*", choices=[[], *WORKLOADS], default=[],
+    parser.add_argument("workloads", nargs="*", choices=[[], *WORKLOADS, "playground"],
+                        default=[],
                         metavar="WORKLOAD", help=f"any of: {', '.join(WORKLOADS)} (default all)")
     parser.add_argument("--impls", help="comma-separated implementation labels (default all)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per process")
@@ -203,7 +215,8 @@ def main(argv=None) -> int:
         print(MARK + json.dumps(worker(*args.worker, args.data, args.repeats)), flush=True)
         return 0
 
-    names = [n for n in WORKLOADS if n in args.workloads] or list(WORKLOADS)  # gemm first
+    names = [n for n in WORKLOADS if n in args.workloads] or (
+        [] if args.workloads else list(WORKLOADS))  # gemm first
     wanted = set(args.impls.split(",")) if args.impls else None
     print(_machine() + "\n")
     print("| workload | implementation | rate | vs baseline | vs best peer | compile s | "
@@ -227,11 +240,13 @@ def main(argv=None) -> int:
             for label, r in results[name].items():
                 print(_row(name, label, r, results[name], gemm), flush=True)
     print("\n" + _summary(results))
+    extra = {"playground": playground_bench(args)} if (
+        not args.workloads or "playground" in args.workloads) else {}
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"machine": _machine(), "versions": _versions(), "repeats": args.repeats,
              "rounds": args.rounds,
-             "gemm_gflops": gemm, "results": results}, indent=2) + "\n")
+             "gemm_gflops": gemm, "results": results, **extra}, indent=2) + "\n")
     return 1 if failed else 0
 
 

@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="pair each fnn optimizer with optax's of the same name")
     comp.add_argument("--out", default="runs/compare-optimizers")
     comp.set_defaults(func=cmd_compare_optimizers)
+    from fnn.app import playground  # the page, its server and sessions (fnn/app/playground)
+    pg = add("playground", help="TensorFlow Playground in the browser, trained by fnn")
+    playground.add_arguments(pg)
+    pg.set_defaults(func=playground.main)
     return parser
 
 

@@ -13,12 +13,13 @@ from fnn.data.preprocess import (PCA, Scaler, fit_center, fit_minmax, fit_pca, f
 from fnn.data.sequences import (ADDING_BASELINE_MSE, adding_problem, copy_memory,
                                  copy_memory_baseline, mackey_glass, sine_windows,
                                  sum_of_sines_windows, windows)
-from fnn.data.toy import (circle, gaussian, logic_gate, moons, playground, quadrant, spiral,
-                          xor)
+from fnn.data.toy import (circle, gaussian, logic_gate, moons, multi_gaussian, plane, playground,
+                          quadrant, spiral, xor)
 
 __all__ = [
     "Split", "load_digits",
     "quadrant", "logic_gate", "circle", "xor", "gaussian", "spiral", "moons", "playground",
+    "plane", "multi_gaussian",
     "load_mnist", "read_idx", "load_mnist1d", "mnist1d_stream",
     "Scaler", "PCA", "fit_center", "fit_standardize", "fit_minmax", "fit_pca",
     "fit_pca_whiten", "fit_zca_whiten",

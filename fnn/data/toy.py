@@ -1,5 +1,6 @@
 """Toy datasets: the notes' four quadrant points, logic gates, and the 2-D sets of the
-TensorFlow Playground (circle, xor, gaussian, spiral, moons).
+TensorFlow Playground (circle, xor, gaussian, spiral, moons; and its two regression sets, plane
+and multi_gaussian, whose ``y`` is a float32 target in [-1, 1]).
 
 Every generator returns ``(x, y)`` with ``x`` float32 of shape (n, 2) and ``y`` int32 class
 labels of shape (n,). The playground sets take ``(n=200, *, noise=0.0, seed=0)``: the two
@@ -16,7 +17,7 @@ from fnn._names import did_you_mean
 from fnn.validation import integer, number
 
 __all__ = ["quadrant", "logic_gate", "GATES", "circle", "xor", "gaussian", "spiral", "moons",
-           "playground", "PLAYGROUND"]
+           "playground", "PLAYGROUND", "plane", "multi_gaussian", "REGRESSION"]
 
 
 def quadrant() -> tuple[np.ndarray, np.ndarray]:
@@ -167,3 +168,45 @@ def playground(name: str, **kwargs) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"playground: unknown dataset {name!r}, expected one of "
                          f"{sorted(PLAYGROUND)}" + did_you_mean(name, PLAYGROUND))
     return fn(**kwargs)
+
+
+# ------------------------------------------------------------------ playground regression
+
+def plane(n: int = 200, *, noise: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A tilted plane (TensorFlow Playground 'plane', a regression set).
+
+    x ~ U(-1, 1)^2,  y = (x1 + x2) / 2  (computed before the jitter),  then
+    x += noise * N(0, I).   -> x (n, 2) float32, y (n,) float32 in [-1, 1]
+    """
+    _check("plane", n, noise, seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (n, 2))
+    y = (x[:, 0] + x[:, 1]) / 2
+    x = x + noise * rng.standard_normal(x.shape)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+# Centres and signs of the six bumps of multi_gaussian.
+BUMPS = (((-0.6, 0.6), 1.0), ((0.0, 0.6), -1.0), ((0.6, 0.6), 1.0),
+         ((-0.6, -0.6), -1.0), ((0.0, -0.6), 1.0), ((0.6, -0.6), -1.0))
+
+
+def multi_gaussian(n: int = 200, *, noise: float = 0.0,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Six Gaussian bumps of alternating sign (TensorFlow Playground 'multi gaussian', a
+    regression set).
+
+    x ~ U(-1, 1)^2,  y = clip(sum_k s_k exp(-|x - c_k|^2 / (2 * 0.25^2)), -1, 1)  over the
+    bumps ``BUMPS`` (c_k, s_k), computed before x += noise * N(0, I).
+    -> x (n, 2) float32, y (n,) float32 in [-1, 1]
+    """
+    _check("multi_gaussian", n, noise, seed)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (n, 2))
+    y = sum(s * np.exp(-np.sum((x - np.array(c)) ** 2, axis=1) / (2 * 0.25 ** 2))
+            for c, s in BUMPS)
+    x = x + noise * rng.standard_normal(x.shape)
+    return x.astype(np.float32), np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+REGRESSION = {"plane": plane, "multi_gaussian": multi_gaussian}
