@@ -303,10 +303,10 @@ def _free_port():
 
 
 def start_server(port):
-    """``python -m fnn.cli playground --no-browser --port PORT`` as a subprocess, once it
+    """``python -m fnn.app.cli playground --no-browser --port PORT`` as a subprocess, once it
     answers."""
     import httpx
-    proc = subprocess.Popen([sys.executable, "-m", "fnn.cli", "playground", "--no-browser",
+    proc = subprocess.Popen([sys.executable, "-m", "fnn.app.cli", "playground", "--no-browser",
                              "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONPATH": ROOT})
@@ -369,7 +369,7 @@ def test_cli_binds_localhost_by_default_and_warns_for_another_address(monkeypatc
     import uvicorn
 
     from fnn.app import playground
-    from fnn.cli import build_parser
+    from fnn.app.cli import build_parser
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
     args = build_parser().parse_args(["playground", "--no-browser"])
