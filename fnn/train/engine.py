@@ -29,18 +29,20 @@ over runs); ``compiled_*`` are the jitted, donating, cached forms that ``fit`` c
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, spec,
+                                 with_hyperparameters)
 from fnn.train.step import TrainState, skip_failed
 
 __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
            "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
-           "compiled_last_steps",
+           "compiled_last_steps", "run_epochs_upto", "program_key", "example_batch",
+           "EPOCH_CHUNK", "batch_metrics", "compiled_evaluation",
            "ArrayEpochs", "take_batch"]
 
 GUARDS = (None, "raise", "skip")
@@ -248,9 +250,7 @@ def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> d
     n = jax.tree.leaves(data)[0].shape[0]
     full, rest = divmod(n, batch_size)
 
-    def metrics_of(batch):
-        total, (_, metrics) = objective(params, state, batch, None, False)
-        return {"loss": total, **metrics}
+    metrics_of = lambda batch: batch_metrics(objective, params, state, batch)
 
     batches = jax.tree.map(lambda a: a[: full * batch_size].reshape(full, batch_size, *a.shape[1:]),
                            data)
@@ -261,7 +261,41 @@ def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> d
     return jax.tree.map(lambda s: s / n, sums)
 
 
+def run_epochs_upto(loop: EpochLoop, carry, data, val_data, keys, first_epoch, trips,
+                    chunk: int):
+    """Epochs ``first_epoch .. first_epoch + trips - 1`` as one loop whose trip count
+    ``trips <= chunk`` is a runtime value: ``-> (carry, metrics)``, each metric with a leading
+    axis of length ``chunk`` whose first ``trips`` rows are the epochs' (the rest zero). The
+    loop runs ``loop.unroll`` epochs per iteration, then the remainder one at a time; each
+    epoch is :func:`run_epoch`, as in :func:`run_epochs`."""
+    one = lambda c, e: run_epoch(loop, c, data, val_data, keys, e)
+    shapes = jax.eval_shape(one, carry, jnp.int32(0))[1]
+    rows = jax.tree.map(lambda s: jnp.zeros((chunk, *s.shape), s.dtype), shapes)
+
+    def epochs(width):
+        def body(i, state):
+            carry, rows = state
+            for j in range(width):
+                e = i * width + j
+                carry, metrics = one(carry, first_epoch + e)
+                rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, e, 0),
+                                    rows, metrics)
+            return carry, rows
+        return body
+
+    trips = jnp.asarray(trips, jnp.int32)
+    if loop.unroll == 1:
+        return jax.lax.fori_loop(0, trips, epochs(1), (carry, rows))
+    groups = trips // loop.unroll
+    carry, rows = jax.lax.fori_loop(0, groups, epochs(loop.unroll), (carry, rows))
+    return jax.lax.fori_loop(groups * loop.unroll, trips, epochs(1), (carry, rows))
+
+
 # ----------------------------------------------------------------------------- compiled forms
+
+EPOCH_CHUNK = 1024
+"""The most epochs one compiled call of :func:`compiled_epochs` runs (its metric rows)."""
+
 
 def _placement(loop: EpochLoop) -> dict:
     """jit's keyword arguments for the loop's placement: every output replicated when
@@ -269,30 +303,89 @@ def _placement(loop: EpochLoop) -> dict:
     return {} if loop.parallel is None else {"out_shardings": loop.parallel.replicated_sharding()}
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_epochs(loop: EpochLoop) -> Callable:
-    """``run(ts, data, val_data, keys, first_epoch, count) -> (ts, metrics[count], guard)``:
-    :func:`run_epochs` jitted (``count`` static) with ``ts`` donated. The epoch scan is not
-    unrolled unless the loop asks, so the compiled step is the same whatever ``count`` is:
-    chunking never changes a bit of the params, states or training metrics. (The validation
-    metrics are computed as the epoch's last output, which XLA fuses into the stacked output
-    when ``count > 1``: they can then differ in the last bit from ``count = 1``.)"""
-
-    @functools.partial(jax.jit, static_argnums=(5,), donate_argnums=(0,), **_placement(loop))
-    def run(ts, data, val_data, keys, first_epoch, count):
-        (ts, g), metrics = run_epochs(loop, (ts, initial_guard(loop)), data, val_data, keys,
-                                      first_epoch, count)
-        return ts, metrics, g
-
-    return run
+def example_batch(loop: EpochLoop, data):
+    """Shapes and dtypes (``jax.ShapeDtypeStruct``) of one minibatch the loop's step sees
+    when it runs over ``data`` in memory (the whole set when full-batch)."""
+    size = loop.num_examples if loop.full_batch else loop.batch_size
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype), data)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_steps(loop: EpochLoop) -> Callable:
-    """``run((ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
-    :func:`run_steps` jitted with the carry donated (one chunk of a stream)."""
-    return jax.jit(functools.partial(run_steps, loop), donate_argnums=(0,),
-                   **_placement(loop))
+def program_key(kind: str, loop_of: Callable, hp, ts: TrainState, batch, val_data) -> tuple:
+    """The compile-cache key of a program built from ``loop_of(hp)`` (see
+    :mod:`fnn.train.programs`): ``kind``, the fingerprint of its step traced on ``(ts,
+    batch)`` and of its validation pass on ``val_data`` (if any), both with the
+    hyperparameters ``hp`` as inputs, and the loop's configuration."""
+    loop = loop_of(hp)
+
+    def traced(hp, ts, batch, key, val_data):
+        traced_loop = loop_of(hp)
+        out = traced_loop.step(ts, batch, key)
+        if val_data is None:
+            return out
+        return out, mean_metrics(traced_loop.objective, ts.params, ts.model_state, val_data,
+                                 loop.val_batch_size)
+
+    fp = fingerprint(traced, hp, ts, batch, jax.random.key(0), val_data)
+    return (kind, fp, loop.batch_size, loop.num_examples, loop.guard, loop.per_step,
+            loop.val_batch_size, loop.unroll, loop.shuffle_blocks, loop.parallel)
+
+
+def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Callable:
+    """``run(hp, ts, data, val_data, keys, first_epoch, trips) -> (ts, metrics[EPOCH_CHUNK],
+    guard)``: :func:`run_epochs_upto` of ``loop_of(hp)`` jitted with ``ts`` donated, from the
+    compile cache (one program per structure: the epoch count and ``hp`` are runtime
+    values). The epoch loop is not unrolled unless the loop asks, so chunking never changes
+    a bit of the params, states or training metrics."""
+    loop = loop_of(hp)
+    key = program_key("epochs", loop_of, hp, ts, example_batch(loop, data), val_data) + (
+        spec(data), spec(val_data))
+
+    def make():
+        def run(hp, ts, data, val_data, keys, first_epoch, trips):
+            loop = loop_of(hp)
+            (ts, g), metrics = run_epochs_upto(loop, (ts, initial_guard(loop)), data, val_data,
+                                               keys, first_epoch, trips, EPOCH_CHUNK)
+            return ts, metrics, g
+        return jax.jit(run, donate_argnums=(1,), **_placement(loop))
+
+    return PROGRAMS.get(key, make)
+
+
+def compiled_steps(loop_of: Callable, hp, ts: TrainState, batches) -> Callable:
+    """``run(hp, (ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
+    :func:`run_steps` of ``loop_of(hp)`` jitted with the carry donated (one chunk of a
+    stream), from the compile cache."""
+    loop = loop_of(hp)
+    batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
+    key = program_key("steps", loop_of, hp, ts, batch, None) + (spec(batches),)
+    return PROGRAMS.get(key, lambda: jax.jit(
+        lambda hp, carry, batches, step_key: run_steps(loop_of(hp), carry, batches, step_key),
+        donate_argnums=(1,), **_placement(loop)))
+
+
+def batch_metrics(objective: Callable, params, state, batch) -> dict:
+    """``objective``'s metrics on one batch in evaluation mode (train=False, no key):
+    ``{'loss': total, **metrics}``."""
+    total, (_, metrics) = objective(params, state, batch, None, False)
+    return {"loss": total, **metrics}
+
+
+def compiled_evaluation(objective: Callable, params, state, data,
+                        batch_size: int | None = None) -> Callable:
+    """``run(hp, params, state, data) -> metrics`` from the compile cache:
+    :func:`mean_metrics` over ``data`` in batches of ``batch_size`` (None: :func:`batch_metrics`
+    of ``data`` as one batch), with the objective's hyperparameters ``hp =
+    hyperparameters(objective=objective)`` as runtime inputs."""
+    def run(hp, params, state, data):
+        objective_ = with_hyperparameters(hp, objective=objective)["objective"]
+        if batch_size is None:
+            return batch_metrics(objective_, params, state, data)
+        return mean_metrics(objective_, params, state, data, batch_size)
+
+    hp = hyperparameters(objective=objective)
+    key = ("evaluate", fingerprint(run, hp, params, state, data), batch_size, spec(data),
+           spec((params, state)))
+    return PROGRAMS.get(key, lambda: jax.jit(run))
 
 
 def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data):
@@ -304,29 +397,42 @@ def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data)
     return carry, finish_epoch(loop, carry[0], metrics, ok, val_data)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_last_steps(loop: EpochLoop) -> Callable:
-    """:func:`run_last_steps` jitted with the carry donated."""
-    return jax.jit(functools.partial(run_last_steps, loop), donate_argnums=(0,),
-                   **_placement(loop))
+def compiled_last_steps(loop_of: Callable, hp, ts: TrainState, batches, earlier,
+                        val_data) -> Callable:
+    """:func:`run_last_steps` of ``loop_of(hp)`` jitted with the carry donated, from the
+    compile cache: ``run(hp, carry, batches, step_key, earlier, val_data)``."""
+    loop = loop_of(hp)
+    batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
+    key = program_key("last_steps", loop_of, hp, ts, batch, val_data) + (
+        spec(batches), spec(earlier), spec(val_data))
+    return PROGRAMS.get(key, lambda: jax.jit(
+        lambda hp, carry, batches, step_key, earlier, val_data: run_last_steps(
+            loop_of(hp), carry, batches, step_key, earlier, val_data),
+        donate_argnums=(1,), **_placement(loop)))
 
 
 class ArrayEpochs:
     """``fit``'s epochs over arrays in memory: ``runner(ts, first_epoch, count) -> (ts,
-    metrics, guard)`` as device values (dispatched, not waited for); ``ts`` is donated.
-    ``evaluate_validation(ts) -> {name: value}`` (optional, with ``count == 1``) adds metrics
-    computed outside the compiled epoch (a streamed validation set)."""
+    metrics, guard)`` as device values (dispatched, not waited for; each metric has
+    :data:`EPOCH_CHUNK` rows, the first ``count`` of them the epochs'); ``ts`` is donated.
+    ``loop_of(hp)`` builds the loop with the hyperparameters ``hp`` (runtime inputs of the
+    program, :mod:`fnn.train.programs`). ``evaluate_validation(ts) -> {name: value}``
+    (optional, with ``count == 1``) adds metrics computed outside the compiled epoch (a
+    streamed validation set)."""
 
-    def __init__(self, loop: EpochLoop, data, val_data, keys, *,
+    def __init__(self, loop_of: Callable, hp, data, val_data, keys, *,
                  evaluate_validation: Callable | None = None):
-        self.loop, self.data, self.val_data, self.keys = loop, data, val_data, keys
+        self.loop_of, self.hp, self.data, self.val_data, self.keys = loop_of, hp, data, val_data, keys
         self.evaluate_validation = evaluate_validation
+        self.program = None
 
     def __call__(self, ts: TrainState, first_epoch: int, count: int):
-        ts, metrics, guard = compiled_epochs(self.loop)(ts, self.data, self.val_data, self.keys,
-                                                        first_epoch, count)
+        if self.program is None:
+            self.program = compiled_epochs(self.loop_of, self.hp, ts, self.data, self.val_data)
+        ts, metrics, guard = self.program(self.hp, ts, self.data, self.val_data, self.keys,
+                                          first_epoch, count)
         if self.evaluate_validation is not None:
             extra = self.evaluate_validation(ts)
-            metrics = {**metrics, **{k: jnp.full((count,), v, jnp.float32)
+            metrics = {**metrics, **{k: jnp.full((EPOCH_CHUNK,), v, jnp.float32)
                                      for k, v in extra.items()}}
         return ts, metrics, guard

@@ -153,9 +153,10 @@ class FitRun:
             while self.epoch < self.config.epochs and not self.stop:
                 count = self.config.calls_from(self.epoch, self.inputs.per_epoch)
                 self.pending = (self.runner(self.ts, self.epoch, count), count)
-                rows = self.record()
-                progress.update(self.epoch, rows[-1])
-                self.after_epochs(rows)
+                metrics = self.record()
+                if progress.mode != "off":
+                    progress.update(self.epoch, {k: float(v[-1]) for k, v in metrics.items()})
+                self.after_epochs(metrics)
             self.final_checkpoint()
         except KeyboardInterrupt:
             self.interrupted()
@@ -168,20 +169,26 @@ class FitRun:
         return FitResult(*self.inputs.returned((params, model_state, self.ts.opt_state)),
                          self.history.arrays())
 
-    def record(self) -> list[dict]:
-        """Take in the pending call's outputs; returns its epochs' metric rows."""
+    def record(self) -> dict:
+        """Take in the pending call's outputs; returns its epochs' metrics as host arrays
+        (``{name: np.ndarray[count]}``)."""
         (ts, metrics, guard), count = self.pending
-        metrics = jax.device_get(metrics)
+        metrics = {k: v[:count] for k, v in jax.device_get(metrics).items()}
         if guard is not None and int(guard.bad_step) >= 0:
             self.raise_nonfinite(ts, metrics, guard)
         # One statement, so an interrupt sees either the old record or the new one.
         self.ts, self.history, self.epoch, self.step, self.pending = (
             ts, self.history.extended(metrics), self.epoch + count,
             self.step + count * self.steps_per_epoch, None)
-        return [{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+        return metrics
 
-    def after_epochs(self, rows: list[dict]) -> None:
-        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded."""
+    def after_epochs(self, metrics: dict) -> None:
+        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded
+        (``metrics``: ``{name: np.ndarray[count]}``); rows are made only for a rule or a
+        callback that reads them."""
+        count = len(next(iter(metrics.values()))) if metrics else 0
+        rows = ([{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+                if self.stopper is not None or self.config.callbacks else [])
         if self.stopper is not None:
             for row in rows:
                 self.stop = self.stopper.update(row, self.ts) or self.stop

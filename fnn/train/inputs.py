@@ -14,11 +14,12 @@ from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
 from fnn.train.stream import HostBatches, StreamEpochs, is_stream, stream_mean_metrics
 from fnn.validation import finite_data, num_examples
 
-__all__ = ["Inputs", "prepare"]
+__all__ = ["Inputs", "prepare", "fit_loop"]
 
 
 class Inputs(NamedTuple):
@@ -62,20 +63,24 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
-    loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
-                 config.unroll, blocks, parallel, target_platform(None if streaming else data),
-                 config.precision)
+    loop_of = functools.partial(
+        fit_loop, objective, optimizer, batch_size=batch_size, n=n, guard=config.guard,
+        val_batch_size=val_batch_size, unroll=config.unroll, blocks=blocks, parallel=parallel,
+        platform=target_platform(None if streaming else data), precision=config.precision)
+    hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
     returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
-        runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
+        runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
+                             evaluate_validation=evaluate_validation)
         sizes = {"batch_size": batch_size, "num_examples": n}
     else:
         chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
                                                                            batch_dim=1)
-        runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays,
-                              keys, place=chunk, evaluate_validation=evaluate_validation)
+        runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
+                              val_arrays, keys, place=chunk,
+                              evaluate_validation=evaluate_validation)
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
@@ -152,14 +157,15 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-@functools.lru_cache(maxsize=64)
-def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll, blocks,
-          parallel, platform, precision) -> EpochLoop:
-    """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes,
-    placement and precision policy get the same loop, so they reuse its compiled code.
+def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, unroll, blocks,
+             parallel, platform, precision) -> EpochLoop:
+    """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
+    hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
     ``platform``: where the data are, which decides the gradient's form
     (:func:`fnn._cpu_grad.value_and_grad`); ``precision``: a policy (or None) the steps and
     the validation pass run under."""
+    objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
+    objective, optimizer = objects["objective"], objects["optimizer"]
     step = checked_step(objective, optimizer, precision=precision, platform=platform)
     if precision is not None:
         objective = cast_objective(objective, precision)
