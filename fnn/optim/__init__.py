@@ -8,6 +8,10 @@ Every optimizer is ``chain(scale_by_<rule>(...), scale_by_learning_rate(lr))`` o
     updates, state = opt.update(grads, state, params)
     params = fnn.optim.apply_updates(params, updates)
 
+Every number an optimizer computes with is a runtime value: ``hyperparams_of(opt)`` lifts
+them out as a pytree, ``with_hyperparams(opt, tree)`` puts arrays (or tracers) back, so one
+compiled program serves every learning rate (see ``fnn.optim.hyperparams``).
+
 The README's "Optimizers" section tabulates how each rule relates to torch.optim.
 """
 from fnn.optim.adam import (ScaleByAdamState, ScaleByAmsgradState, ScaleByLionState, adam,
@@ -21,6 +25,8 @@ from fnn.optim.adaptive import (ScaleByAdaDeltaState, ScaleByRmsState,
 from fnn.optim.base import (EmptyState, GradientTransformation, ScaleByScheduleState,
                             apply_updates, chain, identity, init_empty_state, scale,
                             scale_by_learning_rate, scale_by_schedule)
+from fnn.optim.hyperparams import (Decay, HyperparamFunction, hyperparams_of,
+                                   with_hyperparams)
 from fnn.optim.clip import clip, clip_by_global_norm, global_norm
 from fnn.optim.schedules import (constant_schedule, cosine_decay_schedule, exponential_decay,
                                  inverse_time_decay, join_schedules, linear_schedule,
@@ -35,6 +41,8 @@ __all__ = [
     # protocol and composition
     "GradientTransformation", "EmptyState", "init_empty_state", "chain", "apply_updates",
     "identity", "scale", "scale_by_learning_rate", "scale_by_schedule", "ScaleByScheduleState",
+    # hyperparameters as runtime values
+    "hyperparams_of", "with_hyperparams", "HyperparamFunction", "Decay",
     # optimizers
     "sgd", "adagrad", "rmsprop", "adadelta", "adam", "nadam", "adamw", "amsgrad", "adamax",
     "lion",

@@ -31,8 +31,9 @@ def div(x, y):
 
 
 def ema(new, old, decay):
-    """Exponential moving average: (1 - decay) * new + decay * old."""
-    return add((1 - decay) * new, decay * old)
+    """Exponential moving average: (1 - rate) * new + rate * old, for a
+    ``hyperparams.Decay(rate, complement=1 - rate)``."""
+    return add(decay.complement * new, decay.rate * old)
 
 
 def increment(count):

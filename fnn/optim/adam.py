@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from fnn.optim import _validate
 from fnn.optim._numerics import add, canonical_dtype, cast, debias, div, ema, increment, zeros_like
 from fnn.optim.base import GradientTransformation, chain, scale_by_learning_rate
+from fnn.optim.hyperparams import HyperparamFunction, decay
 from fnn.optim.weight_decay import add_decayed_weights
 
 
@@ -33,6 +34,8 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Optional[A
       eps: >= 0, outside the root.  eps_root: >= 0, inside it (for meta-gradients).
       mu_dtype: dtype to store m in (None: the parameters' dtype).
       nesterov: NAdam's look-ahead first moment (Dozat, 2016).
+
+    Hyperparameters: b1, b2 (as ``Decay(rate, 1 - rate)``), eps, eps_root.
     """
     _validate.unit_interval("scale_by_adam", b1=b1, b2=b2)
     _validate.nonnegative("scale_by_adam", eps=eps, eps_root=eps_root)
@@ -42,21 +45,24 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Optional[A
         return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros_like(params, mu_dtype),
                                 nu=zeros_like(params))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        b1, b2, eps, eps_root = h["b1"], h["b2"], h["eps"], h["eps_root"]
         count = increment(state.count)
         mu = jax.tree.map(lambda g, m: ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: ema(g ** 2, v, b2), updates, state.nu)
         if nesterov:
-            mu_hat = jax.tree.map(lambda m, g: add(b1 * m, (1 - b1) * g),
-                                  debias(mu, b1, increment(count)), debias(updates, b1, count))
+            mu_hat = jax.tree.map(lambda m, g: add(b1.rate * m, b1.complement * g),
+                                  debias(mu, b1.rate, increment(count)),
+                                  debias(updates, b1.rate, count))
         else:
-            mu_hat = debias(mu, b1, count)
-        nu_hat = debias(nu, b2, count)
+            mu_hat = debias(mu, b1.rate, count)
+        nu_hat = debias(nu, b2.rate, count)
         updates = jax.tree.map(lambda m, v: div(m, jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         return updates, ScaleByAdamState(count=count, mu=cast(mu, mu_dtype), nu=nu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(
+        update, dict(b1=decay(b1), b2=decay(b2), eps=eps, eps_root=eps_root)))
 
 
 def adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
@@ -145,6 +151,7 @@ def scale_by_amsgrad(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Optiona
     u_t = m_hat / (sqrt(v_max_t + eps_root) + eps)
 
     Args: as in ``scale_by_adam``; bias_correction_mu / bias_correction_nu as above.
+    Hyperparameters: as in ``scale_by_adam``.
     """
     _validate.unit_interval("scale_by_amsgrad", b1=b1, b2=b2)
     _validate.nonnegative("scale_by_amsgrad", eps=eps, eps_root=eps_root)
@@ -155,19 +162,21 @@ def scale_by_amsgrad(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype: Optiona
                                    mu=zeros_like(params, mu_dtype), nu=zeros_like(params),
                                    nu_max=zeros_like(params))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        b1, b2, eps, eps_root = h["b1"], h["b2"], h["eps"], h["eps_root"]
         count = increment(state.count)
         mu = jax.tree.map(lambda g, m: ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: ema(g ** 2, v, b2), updates, state.nu)
-        mu_hat = debias(mu, b1, count) if bias_correction_mu else mu
-        nu_eff = debias(nu, b2, count) if bias_correction_nu else nu
+        mu_hat = debias(mu, b1.rate, count) if bias_correction_mu else mu
+        nu_eff = debias(nu, b2.rate, count) if bias_correction_nu else nu
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_eff)
         updates = jax.tree.map(lambda m, v: div(m, jnp.sqrt(v + eps_root) + eps), mu_hat, nu_max)
         return updates, ScaleByAmsgradState(count=count, mu=cast(mu, mu_dtype), nu=nu,
                                             nu_max=nu_max)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(
+        update, dict(b1=decay(b1), b2=decay(b2), eps=eps, eps_root=eps_root)))
 
 
 def amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
@@ -201,6 +210,8 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8):
     Args:
       b1: in [0, 1), averaging rate of m.  b2: in [0, 1), decay of the running maximum.
       eps: >= 0, added to |g_t| (so v_t > 0).
+
+    Hyperparameters: b1 (``Decay``), b2 (its rate only), eps.
     """
     _validate.unit_interval("scale_by_adamax", b1=b1, b2=b2)
     _validate.nonnegative("scale_by_adamax", eps=eps)
@@ -209,15 +220,17 @@ def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8):
         return ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros_like(params),
                                 nu=zeros_like(params))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        b1, b2, eps = h["b1"], h["b2"], h["eps"]
         count = increment(state.count)
         mu = jax.tree.map(lambda g, m: ema(g, m, b1), updates, state.mu)
         nu = jax.tree.map(lambda g, v: jnp.maximum(jnp.abs(g) + eps, b2 * v), updates, state.nu)
-        updates = jax.tree.map(lambda m, v: m / v, debias(mu, b1, count), nu)
+        updates = jax.tree.map(lambda m, v: m / v, debias(mu, b1.rate, count), nu)
         return updates, ScaleByAdamState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(
+        update, dict(b1=decay(b1), b2=b2, eps=eps)))
 
 
 def adamax(learning_rate, b1=0.9, b2=0.999, eps=1e-8):
@@ -252,6 +265,8 @@ def scale_by_lion(b1=0.9, b2=0.99, mu_dtype: Optional[Any] = None, *, mode: str 
     Args:
       b1: in [0, 1), weight of the momentum in the step.  b2: in [0, 1), its decay rate.
       mu_dtype: dtype of the momentum.  mode, smooth_beta: the sign variant (above).
+
+    Hyperparameters: b1, b2 (``Decay``); the mode and smooth_beta are structure.
     """
     _validate.unit_interval("scale_by_lion", b1=b1, b2=b2)
     signs = {"hard": jnp.sign,
@@ -264,13 +279,16 @@ def scale_by_lion(b1=0.9, b2=0.99, mu_dtype: Optional[Any] = None, *, mode: str 
     def init(params):
         return ScaleByLionState(count=jnp.zeros([], jnp.int32), mu=zeros_like(params, mu_dtype))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
-        direction = jax.tree.map(lambda g, m: sign(add((1 - b1) * g, b1 * m)), updates, state.mu)
+        b1, b2 = h["b1"], h["b2"]
+        direction = jax.tree.map(lambda g, m: sign(add(b1.complement * g, b1.rate * m)),
+                                 updates, state.mu)
         mu = jax.tree.map(lambda g, m: ema(g, m, b2), updates, state.mu)
         return direction, ScaleByLionState(count=increment(state.count), mu=cast(mu, mu_dtype))
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, dict(b1=decay(b1),
+                                                                        b2=decay(b2))))
 
 
 def lion(learning_rate, b1=0.9, b2=0.99, mu_dtype: Optional[Any] = None, weight_decay=1e-3,

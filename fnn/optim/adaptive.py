@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from fnn.optim import _validate
 from fnn.optim._numerics import debias, ema, full_like, increment, zeros_like
 from fnn.optim.base import GradientTransformation, chain, identity, scale_by_learning_rate
+from fnn.optim.hyperparams import HyperparamFunction, decay as decay_of
 from fnn.optim.sgd import trace
 from fnn.optim.weight_decay import add_decayed_weights
 
@@ -26,6 +27,8 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7):
     Args:
       initial_accumulator_value: s_0 >= 0.
       eps: added inside the square root, >= 0.
+
+    Hyperparameters: ``{'eps': eps}`` (s_0 is used by ``init`` only).
     """
     _validate.nonnegative("scale_by_rss", initial_accumulator_value=initial_accumulator_value,
                           eps=eps)
@@ -33,15 +36,16 @@ def scale_by_rss(initial_accumulator_value=0.1, eps=1e-7):
     def init(params):
         return ScaleByRssState(sum_of_squares=full_like(params, initial_accumulator_value))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        eps = h["eps"]
         sum_of_squares = jax.tree.map(lambda g, s: g ** 2 + s, updates, state.sum_of_squares)
         inv_root = jax.tree.map(lambda s: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0),
                                 sum_of_squares)
         updates = jax.tree.map(lambda r, g: r * g, inv_root, updates)
         return updates, ScaleByRssState(sum_of_squares=sum_of_squares)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, {"eps": eps}))
 
 
 def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7):
@@ -98,10 +102,11 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = Tru
     Args:
       decay: in [0, 1).  eps: >= 0.  initial_scale: v_0 >= 0.
       eps_in_sqrt: where eps goes (see above).  bias_correction: divide v_t by 1 - decay^t.
+
+    Hyperparameters: decay (``Decay``), eps (v_0 is used by ``init`` only).
     """
     _validate.unit_interval("scale_by_rms", decay=decay)
     _validate.nonnegative("scale_by_rms", eps=eps, initial_scale=initial_scale)
-    inverse_root = _inverse_root(eps, eps_in_sqrt)
 
     def init(params):
         nu = full_like(params, initial_scale)
@@ -109,12 +114,13 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = Tru
             return ScaleByRmsWithCountState(count=jnp.zeros([], jnp.int32), nu=nu)
         return ScaleByRmsState(nu=nu)
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        decay, inverse_root = h["decay"], _inverse_root(h["eps"], eps_in_sqrt)
         nu = jax.tree.map(lambda g, v: ema(g ** 2, v, decay), updates, state.nu)
         if bias_correction:
             count = increment(state.count)
-            nu_hat = debias(nu, decay, count)
+            nu_hat = debias(nu, decay.rate, count)
             new_state = ScaleByRmsWithCountState(count=count, nu=nu)
         else:
             nu_hat = nu
@@ -122,7 +128,8 @@ def scale_by_rms(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = Tru
         updates = jax.tree.map(lambda v, g: inverse_root(v) * g, nu_hat, updates)
         return updates, new_state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, dict(decay=decay_of(decay),
+                                                                        eps=eps)))
 
 
 class ScaleByRStdDevState(NamedTuple):
@@ -150,11 +157,10 @@ def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = 
     u_t = g_t / sqrt(v_hat - m_hat^2 + eps)     (eps_in_sqrt=True)
     u_t = g_t / (sqrt(v_hat - m_hat^2) + eps)   (eps_in_sqrt=False)
 
-    Args: as in ``scale_by_rms``.
+    Args: as in ``scale_by_rms``.  Hyperparameters: as in ``scale_by_rms``.
     """
     _validate.unit_interval("scale_by_stddev", decay=decay)
     _validate.nonnegative("scale_by_stddev", eps=eps, initial_scale=initial_scale)
-    inverse_root = _inverse_root(eps, eps_in_sqrt)
 
     def init(params):
         mu, nu = zeros_like(params), full_like(params, initial_scale)
@@ -162,14 +168,15 @@ def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = 
             return ScaleByRStdDevWithCountState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
         return ScaleByRStdDevState(mu=mu, nu=nu)
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        decay, inverse_root = h["decay"], _inverse_root(h["eps"], eps_in_sqrt)
         mu = jax.tree.map(lambda g, m: ema(g, m, decay), updates, state.mu)
         nu = jax.tree.map(lambda g, v: ema(g ** 2, v, decay), updates, state.nu)
         if bias_correction:
             count = increment(state.count)
-            mu_hat = debias(mu, decay, count)
-            nu_hat = debias(nu, decay, count)
+            mu_hat = debias(mu, decay.rate, count)
+            nu_hat = debias(nu, decay.rate, count)
             new_state = ScaleByRStdDevWithCountState(count=count, mu=mu, nu=nu)
         else:
             mu_hat, nu_hat = mu, nu
@@ -178,7 +185,8 @@ def scale_by_stddev(decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = 
                                mu_hat, nu_hat, updates)
         return updates, new_state
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, dict(decay=decay_of(decay),
+                                                                        eps=eps)))
 
 
 def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True,
@@ -233,6 +241,8 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
 
     Args:
       rho: in [0, 1), averaging rate of both averages.  eps: >= 0, inside both roots.
+
+    Hyperparameters: rho (``Decay``), eps.
     """
     _validate.unit_interval("scale_by_adadelta", rho=rho)
     _validate.nonnegative("scale_by_adadelta", eps=eps)
@@ -240,15 +250,17 @@ def scale_by_adadelta(rho=0.9, eps=1e-6):
     def init(params):
         return ScaleByAdaDeltaState(e_g=zeros_like(params), e_x=zeros_like(params))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        rho, eps = h["rho"], h["eps"]
         e_g = jax.tree.map(lambda g, e: ema(g ** 2, e, rho), updates, state.e_g)
         updates = jax.tree.map(lambda g, eg, ex: (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps)) * g,
                                updates, e_g, state.e_x)
         e_x = jax.tree.map(lambda u, e: ema(u ** 2, e, rho), updates, state.e_x)
         return updates, ScaleByAdaDeltaState(e_g=e_g, e_x=e_x)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, dict(rho=decay_of(rho),
+                                                                        eps=eps)))
 
 
 def adadelta(learning_rate: Optional[Any] = None, rho=0.9, eps=1e-6, weight_decay=0.0,

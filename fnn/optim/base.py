@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from fnn.optim import _validate
 from fnn.optim._numerics import common_dtype, increment
+from fnn.optim.hyperparams import HyperparamFunction, composed
 
 
 class GradientTransformation(NamedTuple):
@@ -57,14 +58,15 @@ def chain(*args):
     """Apply the transforms in ``args`` one after the other: u = t_n(... t_2(t_1(g))).
 
     The state is a tuple with one entry per transform. Any object with ``init`` and
-    ``update`` works as a piece, optax transforms included.
+    ``update`` works as a piece, optax transforms included. The hyperparameters are the
+    tuple of the pieces' (``{}`` for an optax piece).
     """
     transforms = args
 
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates, state, params=None):
+    def update(transforms, updates, state, params=None):
         if len(state) != len(transforms):
             raise ValueError(
                 f"chain: state must have one entry per transform ({len(transforms)}), "
@@ -75,7 +77,7 @@ def chain(*args):
             new_state.append(inner_state)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, composed(update, transforms))
 
 
 def apply_updates(params, updates):
@@ -97,13 +99,15 @@ def apply_updates(params, updates):
 
 
 def scale(step_size):
-    """Multiply updates by a fixed number: u = step_size * g."""
+    """Multiply updates by a fixed number: u = step_size * g.  Hyperparameters:
+    ``{'step_size': step_size}``."""
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: step_size * g, updates), state
+        return jax.tree.map(lambda g: h["step_size"] * g, updates), state
 
-    return GradientTransformation(init_empty_state, update)
+    return GradientTransformation(init_empty_state,
+                                  HyperparamFunction(update, {"step_size": step_size}))
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -117,20 +121,22 @@ def scale_by_schedule(step_size_fn):
 
     Args:
       step_size_fn: schedule, a function of the int32 step count t (0 at the first update).
-        Its value is cast to each update's dtype before multiplying.
+        Its value is cast to each update's dtype before multiplying. Its hyperparameters
+        (an fnn schedule's) are this transform's, as the 1-tuple ``(hyperparams_of(fn),)``.
     """
 
     def init(params):
         del params
         return ScaleByScheduleState(count=jnp.zeros([], jnp.int32))
 
-    def update(updates, state, params=None):
+    def update(parts, updates, state, params=None):
         del params
-        step_size = step_size_fn(state.count)
+        (schedule,) = parts
+        step_size = schedule(state.count)
         updates = jax.tree.map(lambda g: jnp.asarray(step_size, dtype=g.dtype) * g, updates)
         return updates, ScaleByScheduleState(count=increment(state.count))
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, composed(update, [step_size_fn]))
 
 
 def scale_by_learning_rate(learning_rate: Optional[Any] = None, *, flip_sign: bool = True):
@@ -146,5 +152,6 @@ def scale_by_learning_rate(learning_rate: Optional[Any] = None, *, flip_sign: bo
     _validate.nonnegative("scale_by_learning_rate", learning_rate=learning_rate)
     sign = -1 if flip_sign else 1
     if callable(learning_rate):
-        return scale_by_schedule(lambda count: sign * learning_rate(count))
+        signed = composed(lambda parts, count: sign * parts[0](count), [learning_rate])
+        return scale_by_schedule(signed)
     return scale(sign * learning_rate)

@@ -7,24 +7,27 @@ import jax.numpy as jnp
 from fnn.optim import _validate
 from fnn.optim._numerics import add
 from fnn.optim.base import GradientTransformation, init_empty_state
+from fnn.optim.hyperparams import HyperparamFunction
 
 
 def clip(max_delta):
     """Clip every coordinate to [-max_delta, max_delta]: u = min(max(g, -max_delta), max_delta).
 
     Args:
-      max_delta: >= 0.
+      max_delta: >= 0 (the hyperparameter ``{'max_delta': max_delta}``).
 
     Differs from: nothing; torch.nn.utils.clip_grad_value_ and Keras ``clipvalue`` are the
     same rule (applied in place / inside the optimizer).
     """
     _validate.nonnegative("clip", max_delta=max_delta)
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        max_delta = h["max_delta"]
         return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), updates), state
 
-    return GradientTransformation(init_empty_state, update)
+    return GradientTransformation(init_empty_state,
+                                  HyperparamFunction(update, {"max_delta": max_delta}))
 
 
 def global_norm(updates):
@@ -39,19 +42,21 @@ def clip_by_global_norm(max_norm):
     n = sqrt(sum_i |g_i|^2) over every leaf;  u = g if n < max_norm else g * max_norm / n
 
     Args:
-      max_norm: > 0.
+      max_norm: > 0 (the hyperparameter ``{'max_norm': max_norm}``).
 
     Differs from: torch.nn.utils.clip_grad_norm_ multiplies by max_norm / (n + 1e-6) when
     n > max_norm; the results differ by a relative 1e-6 / n.
     """
     _validate.positive("clip_by_global_norm", max_norm=max_norm)
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        max_norm = h["max_norm"]
         norm = global_norm(updates)
         small = norm < max_norm
         updates = jax.tree.map(
             lambda g: jnp.where(small, g, g / norm.astype(g.dtype) * max_norm), updates)
         return updates, state
 
-    return GradientTransformation(init_empty_state, update)
+    return GradientTransformation(init_empty_state,
+                                  HyperparamFunction(update, {"max_norm": max_norm}))

@@ -6,6 +6,7 @@ import jax
 from fnn.optim import _validate
 from fnn.optim._numerics import add, canonical_dtype, cast, zeros_like
 from fnn.optim.base import GradientTransformation, chain, identity, scale_by_learning_rate
+from fnn.optim.hyperparams import HyperparamFunction
 
 
 class TraceState(NamedTuple):
@@ -26,6 +27,8 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Optional[Any] = None
       nesterov: use the Nesterov look-ahead form above.
       accumulator_dtype: dtype to store the buffer in (None: the parameters' dtype).
 
+    Hyperparameters: ``{'decay': decay}``.
+
     Differs from: nothing in torch.optim.SGD (dampening=0), whose buffer and Nesterov
     form are the same. Keras' SGD keeps v = mu v - lr g (learning rate inside the
     buffer): identical for a constant learning rate, different when it is scheduled.
@@ -36,8 +39,9 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Optional[Any] = None
     def init(params):
         return TraceState(trace=zeros_like(params, accumulator_dtype))
 
-    def update(updates, state, params=None):
+    def update(h, updates, state, params=None):
         del params
+        decay = h["decay"]
         new_trace = jax.tree.map(lambda g, t: add(g, decay * t), updates, state.trace)
         if nesterov:
             updates = jax.tree.map(lambda g, t: add(g, decay * t), updates, new_trace)
@@ -45,7 +49,7 @@ def trace(decay, nesterov: bool = False, accumulator_dtype: Optional[Any] = None
             updates = new_trace
         return updates, TraceState(trace=cast(new_trace, accumulator_dtype))
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, HyperparamFunction(update, {"decay": decay}))
 
 
 def sgd(learning_rate, momentum: Optional[Any] = None, nesterov: bool = False,

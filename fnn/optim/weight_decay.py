@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from fnn.optim import _validate
 from fnn.optim._numerics import add, increment
 from fnn.optim.base import EmptyState, GradientTransformation
+from fnn.optim.hyperparams import HyperparamFunction, composed
 from fnn.optim.wrappers import masked
 
 
@@ -28,6 +29,9 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
       weight_decay: a number >= 0 or a schedule (step count -> coefficient).
       mask: None (decay everything), a pytree of bools like the params, or a function
         params -> such a tree; False leaves are not decayed.
+
+    Hyperparameters: ``{'weight_decay': weight_decay}`` for a number, the schedule's (as a
+    1-tuple) for a schedule, and none for a plain 0, which is no decay at all (structure).
     """
     _validate.nonnegative("add_decayed_weights", weight_decay=weight_decay)
 
@@ -37,20 +41,32 @@ def add_decayed_weights(weight_decay=0.0, mask=None):
             return WeightDecayScheduleState(count=jnp.zeros([], jnp.int32))
         return EmptyState()
 
-    def update(updates, state, params=None):
+    def require(params):
         if params is None:
             raise ValueError("add_decayed_weights: update needs the parameters, "
                              "call update(updates, state, params)")
-        if callable(weight_decay):
-            coefficient = weight_decay(state.count)
-            state = WeightDecayScheduleState(count=increment(state.count))
-        elif isinstance(weight_decay, (int, float)) and weight_decay == 0:
-            return updates, state
-        else:
-            coefficient = weight_decay
-        updates = jax.tree.map(lambda g, p: add(g, jnp.asarray(coefficient, p.dtype) * p),
-                               updates, params)
+
+    def decayed(coefficient, updates, params):
+        require(params)
+        return jax.tree.map(lambda g, p: add(g, jnp.asarray(coefficient, p.dtype) * p),
+                            updates, params)
+
+    def update_scheduled(schedules, updates, state, params=None):
+        updates = decayed(schedules[0](state.count), updates, params)
+        return updates, WeightDecayScheduleState(count=increment(state.count))
+
+    def update_fixed(h, updates, state, params=None):
+        return decayed(h["weight_decay"], updates, params), state
+
+    def update_none(h, updates, state, params=None):
+        require(params)
         return updates, state
 
+    if callable(weight_decay):
+        update = composed(update_scheduled, [weight_decay])
+    elif isinstance(weight_decay, (int, float)) and weight_decay == 0:
+        update = HyperparamFunction(update_none, {})
+    else:
+        update = HyperparamFunction(update_fixed, {"weight_decay": weight_decay})
     transform = GradientTransformation(init, update)
     return transform if mask is None else masked(transform, mask)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fnn.optim._numerics import common_dtype, increment
 from fnn.optim.base import GradientTransformation
+from fnn.optim.hyperparams import composed
 
 
 class MaskedNode(NamedTuple):
@@ -35,6 +36,8 @@ def masked(inner, mask):
     Example: no weight decay on biases (the 1-D parameters) ::
 
         masked(add_decayed_weights(1e-4), lambda p: jax.tree.map(lambda x: x.ndim > 1, p))
+
+    Hyperparameters: ``inner``'s, as a 1-tuple.
     """
 
     def resolve(tree):
@@ -46,7 +49,8 @@ def masked(inner, mask):
     def init(params):
         return MaskedState(inner_state=inner.init(hide(params, resolve(params))))
 
-    def update(updates, state, params=None):
+    def update(parts, updates, state, params=None):
+        (inner,) = parts
         mask_tree = resolve(updates)
         hidden_params = None if params is None else hide(params, mask_tree)
         new_updates, inner_state = inner.update(hide(updates, mask_tree), state.inner_state,
@@ -55,7 +59,7 @@ def masked(inner, mask):
                                mask_tree, new_updates, updates)
         return updates, MaskedState(inner_state=inner_state)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init, composed(update, [inner]))
 
 
 class InjectHyperparamsState(NamedTuple):
@@ -101,7 +105,9 @@ def inject_hyperparams(inner_factory, static_args=(), hyperparam_dtype=None):
 
     Returns:
       A function with ``inner_factory``'s arguments that returns a GradientTransformation
-      with state ``InjectHyperparamsState``.
+      with state ``InjectHyperparamsState``. Its numbers already live in the state; its
+      runtime hyperparameters (``fnn.optim.hyperparams_of``) are those of the schedules
+      given as arguments, a tuple in argument order (``()`` when there are none).
     """
     static_args = {static_args} if isinstance(static_args, str) else set(static_args)
     signature = inspect.signature(inner_factory)
@@ -126,25 +132,27 @@ def inject_hyperparams(inner_factory, static_args=(), hyperparam_dtype=None):
             else:
                 fixed[name] = value
 
-        def current(values, count, dtype):
+        def current(values, count, dtype, schedules):
             values = {name: _to_array(v, dtype) for name, v in values.items()}
             values.update({name: _to_array(s(count), dtype) for name, s in schedules.items()})
             return values
 
         def init(params):
             count = jnp.zeros([], jnp.int32)
-            hyperparams = current(numeric, count, _float_dtype(params, hyperparam_dtype))
+            hyperparams = current(numeric, count, _float_dtype(params, hyperparam_dtype),
+                                  schedules)
             inner_state = inner_factory(**fixed, **hyperparams).init(params)
             return InjectHyperparamsState(count, hyperparams, inner_state)
 
-        def update(updates, state, params=None):
+        def update(parts, updates, state, params=None):
             dtype = _float_dtype(params, hyperparam_dtype)
-            hyperparams = current(state.hyperparams, state.count, dtype)
+            hyperparams = current(state.hyperparams, state.count, dtype,
+                                  dict(zip(schedules, parts)))
             inner = inner_factory(**fixed, **hyperparams)
             updates, inner_state = inner.update(updates, state.inner_state, params)
             return updates, InjectHyperparamsState(increment(state.count), hyperparams,
                                                    inner_state)
 
-        return GradientTransformation(init, update)
+        return GradientTransformation(init, composed(update, schedules.values()))
 
     return make

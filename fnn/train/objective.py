@@ -20,6 +20,7 @@ import numpy as np
 
 from fnn import losses
 from fnn.core import Layer, check_params
+from fnn.optim.hyperparams import HyperparamFunction
 from fnn.validation import local_values
 
 __all__ = ["Objective", "supervised"]
@@ -42,6 +43,11 @@ def supervised(net: Layer, loss: Callable = losses.softmax_cross_entropy, *, l2:
     be those the network makes for ``x`` (:func:`fnn.check_params`: a stateful network needs
     its state), ``y`` must fit the loss (checked on shapes, without FLOPs), and integer labels
     must lie in ``[0, classes)``.
+
+    Hyperparameters (``fnn.optim.hyperparams_of``): the penalty weights that are not zero,
+    ``{'l2': l2, 'l1': l1}`` or a part of it; they are runtime values of the compiled
+    program, so objectives differing only in a nonzero l2 share it. Whether a penalty is
+    present (zero or not) is structure.
     """
     if not isinstance(net, Layer):
         raise TypeError(f"supervised: net must be an fnn Layer (e.g. fnn.serial(...)), got "
@@ -55,20 +61,22 @@ def supervised(net: Layer, loss: Callable = losses.softmax_cross_entropy, *, l2:
     if accuracy is None:
         accuracy = loss is losses.softmax_cross_entropy
 
-    def objective(params, state, batch, key, train):
+    def objective(h, params, state, batch, key, train):
         x, y = batch
         out, state = net.apply(params, state, x, key=key, train=train)
         data_loss = loss(out, y)
         total = data_loss
-        if l2:
-            total = total + l2 * losses.l2_penalty(params)
-        if l1:
-            total = total + l1 * losses.l1_penalty(params)
+        if "l2" in h:
+            total = total + h["l2"] * losses.l2_penalty(params)
+        if "l1" in h:
+            total = total + h["l1"] * losses.l1_penalty(params)
         metrics = {"loss": data_loss}
         if accuracy:
             metrics["accuracy"] = losses.accuracy(out, y)
         return total, (state, metrics)
 
+    penalties = {name: v for name, v in (("l2", l2), ("l1", l1)) if v}
+    objective = HyperparamFunction(objective, penalties)
     objective.check_data = _data_checker(net, loss)
     objective.net = net
     return objective
