@@ -7,8 +7,11 @@
 * :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
 * :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
   history and the NaN guard's report in modules of their own); ``evaluate``
+* :mod:`fnn.train.programs`   the one compile cache (programs keyed by the traced
+  computation, hyperparameters as runtime inputs) and the persistent compilation cache
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
 """
+from fnn.train.programs import use_persistent_cache
 from fnn.train.early_stopping import EarlyStopping
 from fnn.train.evaluate import evaluate
 from fnn.train.fit import FitResult, fit
@@ -19,3 +22,5 @@ from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
            "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+
+use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)

@@ -35,14 +35,7 @@ from typing import Any, Callable, Hashable
 import jax
 import numpy as np
 
-try:  # the hyperparameter protocol of fnn.optim (branch optim); until it lands, none
-    from fnn.optim import hyperparams_of, with_hyperparams
-except ImportError:  # pragma: no cover - removed once fnn.optim has the protocol
-    def hyperparams_of(obj):
-        return {}
-
-    def with_hyperparams(obj, tree):
-        return obj
+from fnn.optim import hyperparams_of, with_hyperparams
 
 __all__ = ["ProgramCache", "PROGRAMS", "MAX_PROGRAMS", "fingerprint", "hyperparameters",
            "with_hyperparameters", "spec", "use_persistent_cache", "persistent_cache_dir"]
