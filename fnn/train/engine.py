@@ -341,12 +341,12 @@ def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Ca
         spec(data), spec(val_data))
 
     def make():
-        def run(hp, ts, data, val_data, keys, first_epoch, trips):
+        def fnn_epochs(hp, ts, data, val_data, keys, first_epoch, trips):
             loop = loop_of(hp)
             (ts, g), metrics = run_epochs_upto(loop, (ts, initial_guard(loop)), data, val_data,
                                                keys, first_epoch, trips, EPOCH_CHUNK)
             return ts, metrics, g
-        return jax.jit(run, donate_argnums=(1,), **_placement(loop))
+        return jax.jit(fnn_epochs, donate_argnums=(1,), **_placement(loop))
 
     return PROGRAMS.get(key, make)
 
@@ -358,9 +358,10 @@ def compiled_steps(loop_of: Callable, hp, ts: TrainState, batches) -> Callable:
     loop = loop_of(hp)
     batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
     key = program_key("steps", loop_of, hp, ts, batch, None) + (spec(batches),)
-    return PROGRAMS.get(key, lambda: jax.jit(
-        lambda hp, carry, batches, step_key: run_steps(loop_of(hp), carry, batches, step_key),
-        donate_argnums=(1,), **_placement(loop)))
+    def fnn_steps(hp, carry, batches, step_key):
+        return run_steps(loop_of(hp), carry, batches, step_key)
+
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_steps, donate_argnums=(1,), **_placement(loop)))
 
 
 def batch_metrics(objective: Callable, params, state, batch) -> dict:
@@ -376,16 +377,16 @@ def compiled_evaluation(objective: Callable, params, state, data,
     :func:`mean_metrics` over ``data`` in batches of ``batch_size`` (None: :func:`batch_metrics`
     of ``data`` as one batch), with the objective's hyperparameters ``hp =
     hyperparameters(objective=objective)`` as runtime inputs."""
-    def run(hp, params, state, data):
+    def fnn_evaluate(hp, params, state, data):
         objective_ = with_hyperparameters(hp, objective=objective)["objective"]
         if batch_size is None:
             return batch_metrics(objective_, params, state, data)
         return mean_metrics(objective_, params, state, data, batch_size)
 
     hp = hyperparameters(objective=objective)
-    key = ("evaluate", fingerprint(run, hp, params, state, data), batch_size, spec(data),
-           spec((params, state)))
-    return PROGRAMS.get(key, lambda: jax.jit(run))
+    key = ("evaluate", fingerprint(fnn_evaluate, hp, params, state, data), batch_size,
+           spec(data), spec((params, state)))
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_evaluate))
 
 
 def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data):
@@ -405,10 +406,11 @@ def compiled_last_steps(loop_of: Callable, hp, ts: TrainState, batches, earlier,
     batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
     key = program_key("last_steps", loop_of, hp, ts, batch, val_data) + (
         spec(batches), spec(earlier), spec(val_data))
-    return PROGRAMS.get(key, lambda: jax.jit(
-        lambda hp, carry, batches, step_key, earlier, val_data: run_last_steps(
-            loop_of(hp), carry, batches, step_key, earlier, val_data),
-        donate_argnums=(1,), **_placement(loop)))
+    def fnn_last_steps(hp, carry, batches, step_key, earlier, val_data):
+        return run_last_steps(loop_of(hp), carry, batches, step_key, earlier, val_data)
+
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_last_steps, donate_argnums=(1,),
+                                             **_placement(loop)))
 
 
 class ArrayEpochs:
