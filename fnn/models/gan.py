@@ -18,7 +18,8 @@ from fnn.layers.dense import Dense
 from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
-from fnn.train.programs import PROGRAMS, fingerprint, hyperparameters, with_hyperparameters
+from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity,
+                                 remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState
 from fnn.validation import integer, one_of, positive_int
 
@@ -189,8 +190,9 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
          (("discriminator", d_optimizer), ("generator", g_optimizer))}, jnp.zeros((), jnp.int32)))
     run = compiled_epochs(loop_of, hp, ts, data, None)
     g_state = lambda ts: ts.model_state.get("generator")
-    sample_key = ("gan_sample", fingerprint(gan.generate, ts.params["generator"], fixed_z,
-                                            g_state(ts)))
+    sample_args = (ts.params["generator"], fixed_z, g_state(ts))
+    sample_key = remembered(("gan_sample", identity(gan), spec(sample_args)),
+                            lambda: ("gan_sample", fingerprint(gan.generate, *sample_args)))
     sample = PROGRAMS.get(sample_key, lambda: jax.jit(gan.generate))
     snapshots = ({0: np.asarray(sample(ts.params["generator"], fixed_z, g_state(ts)))}
                  if 0 in snapshot_epochs else {})

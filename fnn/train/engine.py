@@ -34,8 +34,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, spec,
-                                 with_hyperparameters)
+from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity,
+                                 remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState, skip_failed
 
 __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
@@ -337,8 +337,9 @@ def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Ca
     values). The epoch loop is not unrolled unless the loop asks, so chunking never changes
     a bit of the params, states or training metrics."""
     loop = loop_of(hp)
-    key = program_key("epochs", loop_of, hp, ts, example_batch(loop, data), val_data) + (
-        spec(data), spec(val_data))
+    shapes = (spec(ts), spec(data), spec(val_data))
+    key = remembered(("epochs", identity(loop_of), shapes), lambda: program_key(
+        "epochs", loop_of, hp, ts, example_batch(loop, data), val_data) + shapes)
 
     def make():
         def fnn_epochs(hp, ts, data, val_data, keys, first_epoch, trips):
@@ -357,7 +358,9 @@ def compiled_steps(loop_of: Callable, hp, ts: TrainState, batches) -> Callable:
     stream), from the compile cache."""
     loop = loop_of(hp)
     batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
-    key = program_key("steps", loop_of, hp, ts, batch, None) + (spec(batches),)
+    shapes = (spec(ts), spec(batches))
+    key = remembered(("steps", identity(loop_of), shapes),
+                     lambda: program_key("steps", loop_of, hp, ts, batch, None) + shapes)
     def fnn_steps(hp, carry, batches, step_key):
         return run_steps(loop_of(hp), carry, batches, step_key)
 
@@ -404,8 +407,9 @@ def compiled_last_steps(loop_of: Callable, hp, ts: TrainState, batches, earlier,
     compile cache: ``run(hp, carry, batches, step_key, earlier, val_data)``."""
     loop = loop_of(hp)
     batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
-    key = program_key("last_steps", loop_of, hp, ts, batch, val_data) + (
-        spec(batches), spec(earlier), spec(val_data))
+    shapes = (spec(ts), spec(batches), spec(earlier), spec(val_data))
+    key = remembered(("last_steps", identity(loop_of), shapes), lambda: program_key(
+        "last_steps", loop_of, hp, ts, batch, val_data) + shapes)
     def fnn_last_steps(hp, carry, batches, step_key, earlier, val_data):
         return run_last_steps(loop_of(hp), carry, batches, step_key, earlier, val_data)
 

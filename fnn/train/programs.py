@@ -20,12 +20,14 @@ as literals of the trace, and so keys by them. The epoch count is a runtime valu
 (:func:`fnn.train.engine.run_epochs_upto`).
 
 The cache is bounded (least recently used out, :data:`MAX_PROGRAMS`) and holds only jitted
-functions and the structure objects they were traced from, never params or data.
+functions and the structure objects they were traced from, never params or data. A call
+with the very objects of an earlier call skips the fingerprint (:func:`remembered`).
 :func:`use_persistent_cache` adds JAX's persistent compilation cache across processes.
 """
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import os
 import pathlib
@@ -37,7 +39,7 @@ import numpy as np
 
 from fnn.optim import hyperparams_of, with_hyperparams
 
-__all__ = ["ProgramCache", "PROGRAMS", "MAX_PROGRAMS", "fingerprint", "hyperparameters",
+__all__ = ["ProgramCache", "PROGRAMS", "KEYS", "remembered", "identity", "MAX_PROGRAMS", "fingerprint", "hyperparameters",
            "with_hyperparameters", "spec", "use_persistent_cache", "persistent_cache_dir"]
 
 MAX_PROGRAMS = 64
@@ -76,6 +78,51 @@ class ProgramCache:
 
 
 PROGRAMS = ProgramCache()
+KEYS = ProgramCache(4 * MAX_PROGRAMS)
+"""Program keys already computed for the same objects (by identity) and input specs, so
+that a call with the very objects of an earlier one skips the fingerprint's trace."""
+
+
+def remembered(identity: Hashable, make_key: Callable[[], Hashable]) -> Hashable:
+    """``make_key()``, remembered in :data:`KEYS` under ``identity`` (e.g. the objects a
+    program is built from, as a tuple, and the inputs' :func:`spec`); computed afresh when
+    ``identity`` is not hashable."""
+    try:
+        hash(identity)
+    except TypeError:
+        return make_key()
+    return KEYS.get(identity, make_key)
+
+
+class _Same:
+    """An unhashable object, compared by identity (and kept alive, so its id stays its own)."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _hashable(obj) -> Hashable:
+    try:
+        hash(obj)
+        return obj
+    except TypeError:
+        return _Same(obj)
+
+
+def identity(fn: Callable) -> Hashable:
+    """What ``fn`` is made of, hashable: a ``functools.partial``'s function, arguments and
+    keywords (so two partials of the same objects are the same), else ``fn`` itself; an
+    unhashable part (a mutable dataclass) counts by identity."""
+    if isinstance(fn, functools.partial):
+        return (fn.func, tuple(_hashable(a) for a in fn.args),
+                tuple((k, _hashable(v)) for k, v in sorted(fn.keywords.items())))
+    return _hashable(fn)
 
 
 def _const_digest(h, value) -> None:
