@@ -25,7 +25,18 @@ trees for several); what the engine owns is everything else:
   :func:`finish_epoch` reduces an epoch's steps exactly as the in-memory epoch does.
 
 Everything here is a pure, traceable function of arrays (``sweep`` vmaps :func:`run_epochs`
-over runs); ``compiled_*`` are the jitted, donating, cached forms that ``fit`` calls.
+over runs); ``compiled_*`` are the jitted, donating forms that ``fit`` calls, taken from the
+one compile cache (:mod:`fnn.train.programs`). A trainer hands them ``loop_of(hp)``, a
+function building its :class:`EpochLoop` from the hyperparameters ``hp`` (runtime inputs of
+the program), and the program's key is
+
+    (kind, fingerprint of loop_of(hp).step traced on (ts, one batch) and of its validation
+     pass, hp as inputs; batch_size, num_examples, guard, per_step, val_batch_size, unroll,
+     shuffle_blocks, placement; specs (structure, shapes, dtypes, shardings) of ts and data)
+
+so rebuilt objects of the same structure share a program and two different programs never do.
+The epoch count is a runtime trip count (:func:`run_epochs_upto`, at most
+:data:`EPOCH_CHUNK` epochs per call): 5 and 7 epochs run the same program.
 """
 from __future__ import annotations
 
@@ -49,7 +60,8 @@ GUARDS = (None, "raise", "skip")
 
 
 class EpochLoop(NamedTuple):
-    """What the engine runs; static and hashable, so compiled loops are cached per loop.
+    """What the engine runs: a step and the sizes and options of its loop (static; the
+    compile cache keys a program by the step's fingerprint and these fields).
 
     ``step``: ``(ts, batch, key) -> (ts, metrics, finite)`` (:func:`fnn.train.checked_step`,
     :func:`fnn.train.multi_step`'s ``checked``, or any such function); ``batch_size`` and
