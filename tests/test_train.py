@@ -313,3 +313,20 @@ def test_streamed_fit_compiles_once_per_chunk_shape():
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert sorted(lowered) == ["jit(fnn_last_steps)", "jit(fnn_steps)"]
+
+
+def test_a_callback_reads_the_train_state_after_its_epoch():
+    net, params = setup()
+    data, opt = blobs(n=64), fnn.optim.adam(1e-2)
+    seen = {}
+
+    def every_two_epochs(epoch, metrics, state):    # e.g. save samples every few epochs
+        if (epoch + 1) % 2 == 0:
+            seen[epoch + 1] = (int(state.step), jax.device_get(state.params))
+
+    fnn.fit(fnn.supervised(net), params, opt, data, epochs=4, batch_size=16, seed=1,
+            callbacks=[every_two_epochs], progress=False)
+    assert sorted(seen) == [2, 4] and seen[2][0] == 2 * 4 and seen[4][0] == 4 * 4
+    two = fnn.fit(fnn.supervised(net), params, opt, data, epochs=2, batch_size=16, seed=1,
+                  progress=False)
+    jax.tree.map(np.testing.assert_array_equal, seen[2][1], jax.device_get(two.params))

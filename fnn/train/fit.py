@@ -3,6 +3,7 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -64,7 +65,9 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         reported as ``val_<metric>``.
       early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``).
       callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
-        checkpoint, if one is due, has been written).
+        checkpoint, if one is due, has been written); a callback with a third parameter,
+        ``f(epoch, metrics, state)``, also reads the :class:`~fnn.train.TrainState` after
+        that epoch (params, model state, optimizer state, step), e.g. to save samples.
       progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
         epochs (logs, CI); an int N: a line every N epochs; False: nothing.
       epochs_per_call: epochs per compiled call (default: all of them without progress
@@ -127,6 +130,16 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
                                       "on_nonfinite": on_nonfinite, "epochs": config.epochs,
                                       "precision": None if policy is None else repr(policy)})
     return FitRun(config, inputs, ts, checkpoints).train()
+
+
+def reads_state(callback: Callable) -> bool:
+    """Whether a fit callback takes the train state: ``f(epoch, metrics, state)``."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the two-argument form
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
 
 
 class FitRun:
@@ -199,7 +212,9 @@ class FitRun:
             self.save(finished=done or self.stop, stopped=self.stop, reason="periodic")
         for i, row in enumerate(rows):
             for callback in self.config.callbacks:
-                self.stop = bool(callback(self.epoch - len(rows) + i, row)) or self.stop
+                epoch = self.epoch - len(rows) + i
+                args = (epoch, row, self.ts) if reads_state(callback) else (epoch, row)
+                self.stop = bool(callback(*args)) or self.stop
 
     def save(self, *, finished: bool, stopped: bool, reason: str):
         best = self.stopper.best if self.stopper is not None else None
