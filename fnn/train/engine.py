@@ -325,21 +325,28 @@ def example_batch(loop: EpochLoop, data):
 def program_key(kind: str, loop_of: Callable, hp, ts: TrainState, batch, val_data) -> tuple:
     """The compile-cache key of a program built from ``loop_of(hp)`` (see
     :mod:`fnn.train.programs`): ``kind``, the fingerprint of its step traced on ``(ts,
-    batch)`` and of its validation pass on ``val_data`` (if any), both with the
-    hyperparameters ``hp`` as inputs, and the loop's configuration."""
+    batch)`` (or of ``loop_of.step_parts(hp, ts, batch, key)``, with ``loop_of.static``,
+    where ``loop_of`` has them) and of its validation pass on ``val_data`` (if any), all with
+    the hyperparameters ``hp`` as inputs, and the loop's configuration."""
     loop = loop_of(hp)
+    # A loop_of may say what determines its step more cheaply than the step's own trace
+    # (fit: the objective's forward pass and the optimizer's update; the gradient follows
+    # from the forward pass, given ``loop_of.static``: the precision policy and the platform).
+    step_parts = getattr(loop_of, "step_parts", None)
 
     def traced(hp, ts, batch, key, val_data):
         traced_loop = loop_of(hp)
-        out = traced_loop.step(ts, batch, key)
+        out = (step_parts(hp, ts, batch, key) if step_parts is not None
+               else traced_loop.step(ts, batch, key))
         if val_data is None:
             return out
         return out, mean_metrics(traced_loop.objective, ts.params, ts.model_state, val_data,
                                  loop.val_batch_size)
 
     fp = fingerprint(traced, hp, ts, batch, jax.random.key(0), val_data)
-    return (kind, fp, loop.batch_size, loop.num_examples, loop.guard, loop.per_step,
-            loop.val_batch_size, loop.unroll, loop.shuffle_blocks, loop.parallel)
+    return (kind, fp, getattr(loop_of, "static", None), loop.batch_size, loop.num_examples,
+            loop.guard, loop.per_step, loop.val_batch_size, loop.unroll, loop.shuffle_blocks,
+            loop.parallel)
 
 
 def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Callable:

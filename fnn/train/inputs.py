@@ -63,10 +63,11 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
-    loop_of = functools.partial(
-        fit_loop, objective, optimizer, batch_size=batch_size, n=n, guard=config.guard,
-        val_batch_size=val_batch_size, unroll=config.unroll, blocks=blocks, parallel=parallel,
-        platform=target_platform(None if streaming else data), precision=config.precision)
+    loop_of = FitLoop(objective, optimizer, (
+        ("batch_size", batch_size), ("n", n), ("guard", config.guard),
+        ("val_batch_size", val_batch_size), ("unroll", config.unroll), ("blocks", blocks),
+        ("parallel", parallel), ("platform", target_platform(None if streaming else data)),
+        ("precision", config.precision)))
     hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
@@ -172,6 +173,35 @@ def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, 
     return EpochLoop(step, batch_size, n, guard, objective=objective,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
+
+
+class FitLoop(NamedTuple):
+    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` and ``optimizer`` with the sorted
+    keyword ``options``; hashable (the objects by identity). ``step_parts`` and ``static``
+    are what the compile cache fingerprints instead of the whole step (see
+    :func:`fnn.train.engine.program_key`): the objective's forward pass in training mode
+    (under the precision policy) and the optimizer's update, with the policy and the
+    platform, which decide how the gradient is taken."""
+    objective: Callable
+    optimizer: Any
+    options: tuple
+
+    def __call__(self, hp) -> EpochLoop:
+        return fit_loop(self.objective, self.optimizer, hp, **dict(self.options))
+
+    @property
+    def static(self) -> tuple:
+        options = dict(self.options)
+        return options["precision"], options["platform"]
+
+    def step_parts(self, hp, ts: TrainState, batch, key):
+        objects = with_hyperparameters(hp, objective=self.objective, optimizer=self.optimizer)
+        objective, precision = objects["objective"], dict(self.options)["precision"]
+        if precision is not None:
+            objective = cast_objective(objective, precision)
+        forward = objective(ts.params, ts.model_state, batch, key, True)
+        update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
+        return forward, update
 
 
 def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
