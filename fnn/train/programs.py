@@ -65,7 +65,8 @@ class ProgramCache:
             self.misses += 1
             program = self._items[key] = make()
             while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+                _, evicted = self._items.popitem(last=False)
+                getattr(evicted, "clear_cache", lambda: None)()  # a jitted function's executables
             return program
 
     def __len__(self) -> int:
