@@ -53,7 +53,7 @@ __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
            "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
            "compiled_last_steps", "run_epochs_upto", "program_key", "example_batch",
-           "EPOCH_CHUNK", "batch_metrics", "compiled_evaluation",
+           "EPOCH_CHUNK", "epoch_chunk", "batch_metrics", "compiled_evaluation",
            "ArrayEpochs", "take_batch"]
 
 GUARDS = (None, "raise", "skip")
@@ -305,8 +305,14 @@ def run_epochs_upto(loop: EpochLoop, carry, data, val_data, keys, first_epoch, t
 
 # ----------------------------------------------------------------------------- compiled forms
 
-EPOCH_CHUNK = 1024
+EPOCH_CHUNK = 16384
 """The most epochs one compiled call of :func:`compiled_epochs` runs (its metric rows)."""
+
+
+def epoch_chunk(loop: EpochLoop) -> int:
+    """The metric rows (most epochs per call) of the loop's program: :data:`EPOCH_CHUNK`,
+    or 1 when every step's metrics are kept (``per_step``: the GAN runs an epoch per call)."""
+    return 1 if loop.per_step else EPOCH_CHUNK
 
 
 def _placement(loop: EpochLoop) -> dict:
@@ -350,13 +356,14 @@ def program_key(kind: str, loop_of: Callable, hp, ts: TrainState, batch, val_dat
 
 
 def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Callable:
-    """``run(hp, ts, data, val_data, keys, first_epoch, trips) -> (ts, metrics[EPOCH_CHUNK],
-    guard)``: :func:`run_epochs_upto` of ``loop_of(hp)`` jitted with ``ts`` donated, from the
+    """``run(hp, ts, data, val_data, keys, first_epoch, trips) -> (ts, metrics[chunk],
+    guard)``, ``chunk = epoch_chunk(loop)``: :func:`run_epochs_upto` of ``loop_of(hp)`` jitted with ``ts`` donated, from the
     compile cache (one program per structure: the epoch count and ``hp`` are runtime
     values). The epoch loop is not unrolled unless the loop asks, so chunking never changes
     a bit of the params, states or training metrics."""
     loop = loop_of(hp)
-    shapes = (spec(ts), spec(data), spec(val_data))
+    chunk = epoch_chunk(loop)
+    shapes = (spec(ts), spec(data), spec(val_data), chunk)
     key = remembered(("epochs", identity(loop_of), shapes), lambda: program_key(
         "epochs", loop_of, hp, ts, example_batch(loop, data), val_data) + shapes)
 
@@ -364,7 +371,7 @@ def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Ca
         def fnn_epochs(hp, ts, data, val_data, keys, first_epoch, trips):
             loop = loop_of(hp)
             (ts, g), metrics = run_epochs_upto(loop, (ts, initial_guard(loop)), data, val_data,
-                                               keys, first_epoch, trips, EPOCH_CHUNK)
+                                               keys, first_epoch, trips, chunk)
             return ts, metrics, g
         return jax.jit(fnn_epochs, donate_argnums=(1,), **_placement(loop))
 
@@ -439,7 +446,7 @@ def compiled_last_steps(loop_of: Callable, hp, ts: TrainState, batches, earlier,
 class ArrayEpochs:
     """``fit``'s epochs over arrays in memory: ``runner(ts, first_epoch, count) -> (ts,
     metrics, guard)`` as device values (dispatched, not waited for; each metric has
-    :data:`EPOCH_CHUNK` rows, the first ``count`` of them the epochs'); ``ts`` is donated.
+    :func:`epoch_chunk` rows, the first ``count`` of them the epochs'); ``ts`` is donated.
     ``loop_of(hp)`` builds the loop with the hyperparameters ``hp`` (runtime inputs of the
     program, :mod:`fnn.train.programs`). ``evaluate_validation(ts) -> {name: value}``
     (optional, with ``count == 1``) adds metrics computed outside the compiled epoch (a
@@ -447,7 +454,8 @@ class ArrayEpochs:
 
     def __init__(self, loop_of: Callable, hp, data, val_data, keys, *,
                  evaluate_validation: Callable | None = None):
-        self.loop_of, self.hp, self.data, self.val_data, self.keys = loop_of, hp, data, val_data, keys
+        self.loop_of, self.data, self.val_data, self.keys = loop_of, data, val_data, keys
+        self.hp = jax.tree.map(jnp.asarray, hp)  # device scalars (weak types kept), once
         self.evaluate_validation = evaluate_validation
         self.program = None
 
@@ -458,6 +466,6 @@ class ArrayEpochs:
                                           first_epoch, count)
         if self.evaluate_validation is not None:
             extra = self.evaluate_validation(ts)
-            metrics = {**metrics, **{k: jnp.full((EPOCH_CHUNK,), v, jnp.float32)
+            metrics = {**metrics, **{k: jnp.full((count,), v, jnp.float32)
                                      for k, v in extra.items()}}
         return ts, metrics, guard
