@@ -110,8 +110,7 @@ class FitConfig:
             v.positive_int("fit", "keep", self.keep)
         callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)
         for callback in callbacks:
-            v.function("fit", "callbacks", callback,
-                       "f(epoch, metrics) -> stop? or f(epoch, metrics, state) -> stop?")
+            v.function("fit", "callbacks", callback, "f(epoch, metrics) -> stop?")
         set_("callbacks", callbacks)
         self._check_early_stopping()
 
