@@ -20,7 +20,6 @@ whose numeric arguments may be arrays works (``fnn.optim.sgd``, ``adam``, ``adam
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any, Callable, NamedTuple
 
@@ -34,6 +33,7 @@ from fnn.precision import cast_objective, get_policy
 from fnn.sharding import DataParallel, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
+from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
 from fnn.train.step import TrainState, checked_step
 from fnn.validation import function, num_examples, positive_int
 
@@ -120,12 +120,18 @@ def _check_optimizers(make_optimizer, hp: dict, hp_dtypes: tuple, n_runs: int) -
                             f"{values}: {err}") from err
 
 
-@functools.lru_cache(maxsize=32)
 def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str, policy) -> bool:
     """Whether the objective's gradient (under the precision ``policy``, if not None) can be
     taken with canonical matmuls on these abstract ``(params, state, batch)``
-    (``leaves``/``treedef``); if not, say so once (cached, so a repeated sweep neither
-    re-traces nor warns again). An error of the objective itself surfaces here, unchanged."""
+    (``leaves``/``treedef``); if not, say so once (remembered for these objects, so a
+    repeated sweep neither re-traces nor warns again). An error of the objective itself
+    surfaces here, unchanged."""
+    return remembered(("sweep_matmuls", identity(objective), leaves, treedef, platform,
+                       policy), lambda: _probe_matmuls(objective, leaves, treedef, platform,
+                                                       policy))
+
+
+def _probe_matmuls(objective, leaves: tuple, treedef, platform: str, policy) -> bool:
     params, state, batch = jax.tree.unflatten(treedef, leaves)
     if policy is not None:
         objective = cast_objective(objective, policy)
@@ -142,13 +148,29 @@ def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str, policy) -
         return False
 
 
-@functools.lru_cache(maxsize=32)
+def _sweep_program(args: tuple, *options) -> Callable:
+    """:func:`_sweep_runner` of ``options`` from the compile cache
+    (:mod:`fnn.train.programs`), keyed by the fingerprint of the vmapped run traced on
+    ``args`` (so rebuilt objects of the same structure share it), the placement and the
+    inputs' specs; the fingerprint is skipped for the very objects of an earlier sweep."""
+    placement = options[12]
+    shapes = spec(args)
+
+    def key():
+        run = _sweep_runner(*options)
+        return ("sweep", fingerprint(run, *args), placement, shapes)
+
+    program_key = remembered(("sweep", tuple(identity(o) for o in options), shapes), key)
+    return PROGRAMS.get(program_key, lambda: _sweep_runner(*options))
+
+
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
                   seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1,
                   grad_options: tuple = (), policy=None):
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
-    (ts[N], metrics{[N, epochs]})`` (cached so repeated sweeps reuse the compilation).
+    (ts[N], metrics{[N, epochs]})`` (taken from the compile cache by :func:`_sweep_program`,
+    so repeated sweeps reuse the compilation).
 
     A seed or hyperparameter shared by all runs is passed unbatched (axis None): then
     everything that depends only on it (the shuffles, the minibatch gathers, the first layer's
@@ -331,19 +353,20 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
     platform = target_platform(data)
     if canonical_matmuls:
-        spec = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), t)
-        leaves, treedef = jax.tree.flatten(spec((p0, model_state, jax.tree.map(
+        abstract = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype),
+                                          t)
+        leaves, treedef = jax.tree.flatten(abstract((p0, model_state, jax.tree.map(
             lambda a: a[:batch_size], data))))
         canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform, policy)
     grad_options = (("canonical_matmuls", canonical_matmuls), ("platform", platform))
-    run = _sweep_runner(objective, init if init_is_fn else None, make_optimizer, n_runs, n,
-                        batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
-                        hp_axes, placement, blocks, grad_options, policy)
     args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
             {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
             None if init_is_fn else init, model_state, data, validation_data)
     if placement is not None:
         args = placement.place(*args[:1], args[1], hp_axes, *args[2:])
+    run = _sweep_program(args, objective, init if init_is_fn else None, make_optimizer, n_runs,
+                         n, batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
+                         hp_axes, placement, blocks, grad_options, policy)
     ts, metrics = run(*args)
     if placement is not None:
         ts = placement.returned(ts)

@@ -138,19 +138,40 @@ def gan_multi_step() -> dict:
             **flat("history", run.history)}
 
 
+def claims_trainer() -> dict:
+    """experiments/_claims.py's pure trainer, vmapped over two learning rates and jitted:
+    minibatches, every step's loss, the params after every step and an evaluation pass."""
+    import sys
+    sys.path.insert(0, str(OUT.parent.parent.parent))
+    from experiments._claims import trainer
+    x, y = blobs(96, 4, 3, seed=10)
+    net = fnn.serial(fnn.Dense(8), fnn.tanh, fnn.Dense(3))
+    params, state = net.init(jax.random.key(10), (4,))
+    train = trainer(fnn.supervised(net), lambda lr: fnn.optim.sgd(lr, momentum=0.9), n=80,
+                    batch_size=16, epochs=3, record_params=True, evaluate=True)
+    run = jax.jit(jax.vmap(train, in_axes=(None, None, None, 0, None, None)))
+    params, state, out = run(params, state, (x[:80], y[:80]), jnp.array([0.1, 0.02]),
+                             jax.random.key(11), (x[80:], y[80:]))
+    return {**flat("params", params), **flat("model_state", state), **flat("out", out)}
+
+
 CASES = {f.__name__: f for f in (mlp_minibatch_validation, cnn_batchnorm_dropout,
                                  quadrant_full_batch, skip_injected_nan, resumed_from_checkpoint,
-                                 sweep_four_runs, gan_multi_step)}
+                                 sweep_four_runs, gan_multi_step, claims_trainer)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    parser.add_argument("--case", action="append", choices=sorted(CASES),
+                        help="record only this case (repeatable; default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     made_with = {"jax_version": np.array(jax.__version__),
                  "machine": np.array(f"{platform.machine()} {platform.processor()}".strip())}
     for name, case in CASES.items():
+        if args.case and name not in args.case:
+            continue
         arrays = case()
         np.savez_compressed(args.out / f"{name}.npz", **arrays, **made_with)
         print(f"{name}: {len(arrays)} arrays -> {args.out / name}.npz")

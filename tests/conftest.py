@@ -1,18 +1,17 @@
 """Test-wide JAX settings: silent dtype or rank promotion is an error in fnn's tests. And the
 ``quick_run`` fixture: each experiment's quick run, once per session."""
-import atexit
 import functools
 import json
 import os
-import shutil
-import tempfile
 
 import jax
 import pytest
 
-# `fnn` CLI calls inside the tests cache compilations here, not in the user's cache folder.
-os.environ["FNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="fnn-test-cache-")
-atexit.register(shutil.rmtree, os.environ["FNN_CACHE_DIR"], ignore_errors=True)
+# The suite's compiled programs persist across runs (a warm run skips XLA compilation), in a
+# folder of their own, not the user's (`import fnn` switches the cache on; FNN_COMPILE_CACHE=0
+# turns it off; a set FNN_CACHE_DIR wins).
+os.environ.setdefault("FNN_CACHE_DIR", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fnn", "jax-tests"))
 
 # Four virtual CPU devices, so data-parallel training and sharded sweeps are tested in
 # process (single-device code runs on device 0 as before; tests/test_engine_reference.py

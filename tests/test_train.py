@@ -102,9 +102,12 @@ def test_fit_does_not_retrace_across_chunks_or_calls():
             progress=False)
     after_first = len(traces)
     assert after_first >= 1
+    from fnn.train.programs import PROGRAMS
+    hits = PROGRAMS.hits
     fnn.fit(objective, params, opt, blobs(n=32, seed=1), epochs=8, batch_size=8,
             epochs_per_call=2, progress=False)
-    assert len(traces) == after_first
+    # the same objects: no trace at all (not even the compile cache's fingerprint)
+    assert len(traces) == after_first and PROGRAMS.hits == hits + 1
 
 
 def test_train_step_jits_with_donation_and_is_traced_once():
@@ -291,10 +294,39 @@ def test_streamed_fit_compiles_once_per_chunk_shape():
     net, params = setup()
     objective = fnn.supervised(net)
     x, y = blobs(n=64)
-    counted = chex.assert_max_traces(lambda p, s, b, k, t: objective(p, s, b, k, t), n=2)
+    from jax._src import dispatch
+    from fnn.train.programs import PROGRAMS
+    PROGRAMS.clear()  # the same structure may have been compiled by an earlier test
+    counted = lambda p, s, b, k, t: objective(p, s, b, k, t)
     stream = lambda start: ((x[i:i + 8], y[i:i + 8])
                             for i in itertools.cycle(range(start, 64 - 8, 8)))
     opt = fnn.optim.sgd(0.1)
-    for start in range(3):         # 5 steps per epoch in chunks of 2 + 2 + 1: two programs
-        fnn.fit(counted, params, opt, stream(start), epochs=2, steps_per_epoch=5,
-                stream_chunk=2, progress=False)
+    lowered = []
+    listener = lambda event, secs, fun_name="", **kw: (
+        event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and "fnn_" in str(fun_name)
+        and lowered.append(str(fun_name)))
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for start in range(3):         # 5 steps per epoch in chunks of 2 + 2 + 1: two programs
+            fnn.fit(counted, params, opt, stream(start), epochs=2, steps_per_epoch=5,
+                    stream_chunk=2, progress=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert sorted(lowered) == ["jit(fnn_last_steps)", "jit(fnn_steps)"]
+
+
+def test_a_callback_reads_the_train_state_after_its_epoch():
+    net, params = setup()
+    data, opt = blobs(n=64), fnn.optim.adam(1e-2)
+    seen = {}
+
+    def every_two_epochs(epoch, metrics, state):    # e.g. save samples every few epochs
+        if (epoch + 1) % 2 == 0:
+            seen[epoch + 1] = (int(state.step), jax.device_get(state.params))
+
+    fnn.fit(fnn.supervised(net), params, opt, data, epochs=4, batch_size=16, seed=1,
+            callbacks=[every_two_epochs], progress=False)
+    assert sorted(seen) == [2, 4] and seen[2][0] == 2 * 4 and seen[4][0] == 4 * 4
+    two = fnn.fit(fnn.supervised(net), params, opt, data, epochs=2, batch_size=16, seed=1,
+                  progress=False)
+    jax.tree.map(np.testing.assert_array_equal, seen[2][1], jax.device_get(two.params))

@@ -175,8 +175,7 @@ def enable_compile_cache(directory: str) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.no_compile_cache:
-        enable_compile_cache(args.cache_dir or default_cache_dir())
+    importlib.import_module("fnn.train.programs").use_persistent_cache(args.cache_dir, enable=not args.no_compile_cache)
     try:
         return args.func(args)
     except ValueError as error:  # user errors: one clear line, no traceback

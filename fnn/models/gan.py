@@ -18,6 +18,8 @@ from fnn.layers.dense import Dense
 from fnn.models.upsampling import conv_decoder
 from fnn.train import multi_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys
+from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity,
+                                 remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState
 from fnn.validation import integer, nonnegative_int, one_of, positive_int
 
@@ -154,13 +156,12 @@ class GANRun(NamedTuple):
     state: dict
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled(gan, d_optimizer, g_optimizer, order, n, batch_size):
-    """fit_gan's compiled epochs (:meth:`GAN.step` in the engine's form, every step's metrics
-    kept) and its jitted sampler; cached, so repeated :func:`fit_gan` calls reuse both."""
-    step = gan.step(d_optimizer, g_optimizer, order=order)
-    return (compiled_epochs(EpochLoop(step.checked, batch_size, n, per_step=True)),
-            jax.jit(gan.generate))
+def _gan_loop(gan, order, n, batch_size, d_optimizer, g_optimizer, hp) -> EpochLoop:
+    """fit_gan's epoch loop (:meth:`GAN.step` in the engine's form, every step's metrics
+    kept) with the optimizers' hyperparameters ``hp`` put in (traced inside the program)."""
+    optimizers = with_hyperparameters(hp, discriminator=d_optimizer, generator=g_optimizer)
+    step = gan.step(optimizers["discriminator"], optimizers["generator"], order=order)
+    return EpochLoop(step.checked, batch_size, n, per_step=True)
 
 
 def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, batch_size: int,
@@ -180,18 +181,25 @@ def fit_gan(gan: GAN, trees, d_optimizer, g_optimizer, data, *, epochs: int, bat
     epochs = positive_int("fit_gan", "epochs", epochs)
     base = jax.random.key(nonnegative_int("fit_gan", "seed", seed))
     fixed_z = gan.noise(jax.random.fold_in(base, 2), num_snapshot)
-    run, sample = _compiled(gan, d_optimizer, g_optimizer, order, n, int(batch_size))
+    loop_of = functools.partial(_gan_loop, gan, order, n, int(batch_size), d_optimizer,
+                                g_optimizer)
+    hp = hyperparameters(discriminator=d_optimizer, generator=g_optimizer)
     ts = jax.tree.map(jnp.array, TrainState(  # copies: the engine donates its carry
         trees, {} if model_state is None else model_state,
         {name: opt.init(trees[name]) for name, opt in
          (("discriminator", d_optimizer), ("generator", g_optimizer))}, jnp.zeros((), jnp.int32)))
+    run = compiled_epochs(loop_of, hp, ts, data, None)
     g_state = lambda ts: ts.model_state.get("generator")
+    sample_args = (ts.params["generator"], fixed_z, g_state(ts))
+    sample_key = remembered(("gan_sample", identity(gan), spec(sample_args)),
+                            lambda: ("gan_sample", fingerprint(gan.generate, *sample_args)))
+    sample = PROGRAMS.get(sample_key, lambda: jax.jit(gan.generate))
     snapshots = ({0: np.asarray(sample(ts.params["generator"], fixed_z, g_state(ts)))}
                  if 0 in snapshot_epochs else {})
     history: dict = {}
     start = time.perf_counter()
     for epoch in range(epochs):
-        ts, metrics, _ = run(ts, data, None, epoch_keys(base), epoch, 1)
+        ts, metrics, _ = run(hp, ts, data, None, epoch_keys(base), epoch, 1)
         for k, v in metrics.items():
             history.setdefault(k, []).append(np.asarray(v[0]))
         if epoch + 1 in snapshot_epochs:

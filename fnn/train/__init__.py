@@ -9,7 +9,10 @@
   history, the NaN guard's report and the divergence warning in modules of their own;
   :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
+* :mod:`fnn.train.programs`   the one compile cache (programs keyed by the traced
+  computation, hyperparameters as runtime inputs) and the persistent compilation cache
 """
+from fnn.train.programs import use_persistent_cache
 from fnn.train.divergence import DivergenceWarning
 from fnn.train.early_stopping import EarlyStop, EarlyStopping
 from fnn.train.evaluate import evaluate
@@ -21,3 +24,5 @@ from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
            "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+
+use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)

@@ -9,7 +9,7 @@ from fnn import validation as v
 from fnn.core import Layer
 from fnn.precision import get_policy
 from fnn.train.early_stopping import EarlyStopping, mode_of
-from fnn.train.engine import GUARDS
+from fnn.train.engine import EPOCH_CHUNK, GUARDS
 
 __all__ = ["FitConfig", "batch_size_for", "check_trainer"]
 
@@ -143,12 +143,12 @@ class FitConfig:
     def calls_from(self, epoch: int, streaming: bool) -> int:
         """How many epochs the next compiled call runs, starting at ``epoch``: all of them,
         ~1/50 with a progress display, 1 when callbacks, early stopping or a stream need every
-        epoch; never past a due checkpoint."""
+        epoch; never past a due checkpoint, nor more than the engine's ``EPOCH_CHUNK``."""
         per_call = self.epochs_per_call
         if per_call is None:
             per_call = (1 if (self.callbacks or self.early_stopping or streaming) else
                         max(1, self.epochs // 50) if self.progress else self.epochs)
-        count = min(per_call, self.epochs - epoch)
+        count = min(per_call, self.epochs - epoch, EPOCH_CHUNK)
         if self.checkpoint_every is not None:
             count = min(count, self.checkpoint_every - epoch % self.checkpoint_every)
         return count

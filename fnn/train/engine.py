@@ -25,29 +25,43 @@ trees for several); what the engine owns is everything else:
   :func:`finish_epoch` reduces an epoch's steps exactly as the in-memory epoch does.
 
 Everything here is a pure, traceable function of arrays (``sweep`` vmaps :func:`run_epochs`
-over runs); ``compiled_*`` are the jitted, donating, cached forms that ``fit`` calls.
+over runs); ``compiled_*`` are the jitted, donating forms that ``fit`` calls, taken from the
+one compile cache (:mod:`fnn.train.programs`). A trainer hands them ``loop_of(hp)``, a
+function building its :class:`EpochLoop` from the hyperparameters ``hp`` (runtime inputs of
+the program), and the program's key is
+
+    (kind, fingerprint of loop_of(hp).step traced on (ts, one batch) and of its validation
+     pass, hp as inputs; batch_size, num_examples, guard, per_step, val_batch_size, unroll,
+     shuffle_blocks, placement; specs (structure, shapes, dtypes, shardings) of ts and data)
+
+so rebuilt objects of the same structure share a program and two different programs never do.
+The epoch count is a runtime trip count (:func:`run_epochs_upto`, at most
+:data:`EPOCH_CHUNK` epochs per call): 5 and 7 epochs run the same program.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity,
+                                 remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState, skip_failed
 
 __all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
            "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
-           "compiled_last_steps",
+           "compiled_last_steps", "run_epochs_upto", "program_key", "example_batch",
+           "EPOCH_CHUNK", "epoch_chunk", "batch_metrics", "compiled_evaluation",
            "ArrayEpochs", "take_batch"]
 
 GUARDS = (None, "raise", "skip")
 
 
 class EpochLoop(NamedTuple):
-    """What the engine runs; static and hashable, so compiled loops are cached per loop.
+    """What the engine runs: a step and the sizes and options of its loop (static; the
+    compile cache keys a program by the step's fingerprint and these fields).
 
     ``step``: ``(ts, batch, key) -> (ts, metrics, finite)`` (:func:`fnn.train.checked_step`,
     :func:`fnn.train.multi_step`'s ``checked``, or any such function); ``batch_size`` and
@@ -248,9 +262,7 @@ def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> d
     n = jax.tree.leaves(data)[0].shape[0]
     full, rest = divmod(n, batch_size)
 
-    def metrics_of(batch):
-        total, (_, metrics) = objective(params, state, batch, None, False)
-        return {"loss": total, **metrics}
+    metrics_of = lambda batch: batch_metrics(objective, params, state, batch)
 
     batches = jax.tree.map(lambda a: a[: full * batch_size].reshape(full, batch_size, *a.shape[1:]),
                            data)
@@ -261,7 +273,47 @@ def mean_metrics(objective: Callable, params, state, data, batch_size: int) -> d
     return jax.tree.map(lambda s: s / n, sums)
 
 
+def run_epochs_upto(loop: EpochLoop, carry, data, val_data, keys, first_epoch, trips,
+                    chunk: int):
+    """Epochs ``first_epoch .. first_epoch + trips - 1`` as one loop whose trip count
+    ``trips <= chunk`` is a runtime value: ``-> (carry, metrics)``, each metric with a leading
+    axis of length ``chunk`` whose first ``trips`` rows are the epochs' (the rest zero). The
+    loop runs ``loop.unroll`` epochs per iteration, then the remainder one at a time; each
+    epoch is :func:`run_epoch`, as in :func:`run_epochs`."""
+    one = lambda c, e: run_epoch(loop, c, data, val_data, keys, e)
+    shapes = jax.eval_shape(one, carry, jnp.int32(0))[1]
+    rows = jax.tree.map(lambda s: jnp.zeros((chunk, *s.shape), s.dtype), shapes)
+
+    def epochs(width):
+        def body(i, state):
+            carry, rows = state
+            for j in range(width):
+                e = i * width + j
+                carry, metrics = one(carry, first_epoch + e)
+                rows = jax.tree.map(lambda r, m: jax.lax.dynamic_update_index_in_dim(r, m, e, 0),
+                                    rows, metrics)
+            return carry, rows
+        return body
+
+    trips = jnp.asarray(trips, jnp.int32)
+    if loop.unroll == 1:
+        return jax.lax.fori_loop(0, trips, epochs(1), (carry, rows))
+    groups = trips // loop.unroll
+    carry, rows = jax.lax.fori_loop(0, groups, epochs(loop.unroll), (carry, rows))
+    return jax.lax.fori_loop(groups * loop.unroll, trips, epochs(1), (carry, rows))
+
+
 # ----------------------------------------------------------------------------- compiled forms
+
+EPOCH_CHUNK = 16384
+"""The most epochs one compiled call of :func:`compiled_epochs` runs (its metric rows)."""
+
+
+def epoch_chunk(loop: EpochLoop) -> int:
+    """The metric rows (most epochs per call) of the loop's program: :data:`EPOCH_CHUNK`,
+    or 1 when every step's metrics are kept (``per_step``: the GAN runs an epoch per call)."""
+    return 1 if loop.per_step else EPOCH_CHUNK
+
 
 def _placement(loop: EpochLoop) -> dict:
     """jit's keyword arguments for the loop's placement: every output replicated when
@@ -269,30 +321,101 @@ def _placement(loop: EpochLoop) -> dict:
     return {} if loop.parallel is None else {"out_shardings": loop.parallel.replicated_sharding()}
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_epochs(loop: EpochLoop) -> Callable:
-    """``run(ts, data, val_data, keys, first_epoch, count) -> (ts, metrics[count], guard)``:
-    :func:`run_epochs` jitted (``count`` static) with ``ts`` donated. The epoch scan is not
-    unrolled unless the loop asks, so the compiled step is the same whatever ``count`` is:
-    chunking never changes a bit of the params, states or training metrics. (The validation
-    metrics are computed as the epoch's last output, which XLA fuses into the stacked output
-    when ``count > 1``: they can then differ in the last bit from ``count = 1``.)"""
-
-    @functools.partial(jax.jit, static_argnums=(5,), donate_argnums=(0,), **_placement(loop))
-    def run(ts, data, val_data, keys, first_epoch, count):
-        (ts, g), metrics = run_epochs(loop, (ts, initial_guard(loop)), data, val_data, keys,
-                                      first_epoch, count)
-        return ts, metrics, g
-
-    return run
+def example_batch(loop: EpochLoop, data):
+    """Shapes and dtypes (``jax.ShapeDtypeStruct``) of one minibatch the loop's step sees
+    when it runs over ``data`` in memory (the whole set when full-batch)."""
+    size = loop.num_examples if loop.full_batch else loop.batch_size
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype), data)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_steps(loop: EpochLoop) -> Callable:
-    """``run((ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
-    :func:`run_steps` jitted with the carry donated (one chunk of a stream)."""
-    return jax.jit(functools.partial(run_steps, loop), donate_argnums=(0,),
-                   **_placement(loop))
+def program_key(kind: str, loop_of: Callable, hp, ts: TrainState, batch, val_data) -> tuple:
+    """The compile-cache key of a program built from ``loop_of(hp)`` (see
+    :mod:`fnn.train.programs`): ``kind``, the fingerprint of its step traced on ``(ts,
+    batch)`` (or of ``loop_of.step_parts(hp, ts, batch, key)``, with ``loop_of.static``,
+    where ``loop_of`` has them) and of its validation pass on ``val_data`` (if any), all with
+    the hyperparameters ``hp`` as inputs, and the loop's configuration."""
+    loop = loop_of(hp)
+    # A loop_of may say what determines its step more cheaply than the step's own trace
+    # (fit: the objective's forward pass and the optimizer's update; the gradient follows
+    # from the forward pass, given ``loop_of.static``: the precision policy and the platform).
+    step_parts = getattr(loop_of, "step_parts", None)
+
+    def traced(hp, ts, batch, key, val_data):
+        traced_loop = loop_of(hp)
+        out = (step_parts(hp, ts, batch, key) if step_parts is not None
+               else traced_loop.step(ts, batch, key))
+        if val_data is None:
+            return out
+        return out, mean_metrics(traced_loop.objective, ts.params, ts.model_state, val_data,
+                                 loop.val_batch_size)
+
+    fp = fingerprint(traced, hp, ts, batch, jax.random.key(0), val_data)
+    return (kind, fp, getattr(loop_of, "static", None), loop.batch_size, loop.num_examples,
+            loop.guard, loop.per_step, loop.val_batch_size, loop.unroll, loop.shuffle_blocks,
+            loop.parallel)
+
+
+def compiled_epochs(loop_of: Callable, hp, ts: TrainState, data, val_data) -> Callable:
+    """``run(hp, ts, data, val_data, keys, first_epoch, trips) -> (ts, metrics[chunk],
+    guard)``, ``chunk = epoch_chunk(loop)``: :func:`run_epochs_upto` of ``loop_of(hp)`` jitted with ``ts`` donated, from the
+    compile cache (one program per structure: the epoch count and ``hp`` are runtime
+    values). The epoch loop is not unrolled unless the loop asks, so chunking never changes
+    a bit of the params, states or training metrics."""
+    loop = loop_of(hp)
+    chunk = epoch_chunk(loop)
+    shapes = (spec(ts), spec(data), spec(val_data), chunk)
+    key = remembered(("epochs", identity(loop_of), shapes), lambda: program_key(
+        "epochs", loop_of, hp, ts, example_batch(loop, data), val_data) + shapes)
+
+    def make():
+        def fnn_epochs(hp, ts, data, val_data, keys, first_epoch, trips):
+            loop = loop_of(hp)
+            (ts, g), metrics = run_epochs_upto(loop, (ts, initial_guard(loop)), data, val_data,
+                                               keys, first_epoch, trips, chunk)
+            return ts, metrics, g
+        return jax.jit(fnn_epochs, donate_argnums=(1,), **_placement(loop))
+
+    return PROGRAMS.get(key, make)
+
+
+def compiled_steps(loop_of: Callable, hp, ts: TrainState, batches) -> Callable:
+    """``run(hp, (ts, guard), batches, step_key) -> ((ts, guard), (metrics, ok))``:
+    :func:`run_steps` of ``loop_of(hp)`` jitted with the carry donated (one chunk of a
+    stream), from the compile cache."""
+    loop = loop_of(hp)
+    batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
+    shapes = (spec(ts), spec(batches))
+    key = remembered(("steps", identity(loop_of), shapes),
+                     lambda: program_key("steps", loop_of, hp, ts, batch, None) + shapes)
+    def fnn_steps(hp, carry, batches, step_key):
+        return run_steps(loop_of(hp), carry, batches, step_key)
+
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_steps, donate_argnums=(1,), **_placement(loop)))
+
+
+def batch_metrics(objective: Callable, params, state, batch) -> dict:
+    """``objective``'s metrics on one batch in evaluation mode (train=False, no key):
+    ``{'loss': total, **metrics}``."""
+    total, (_, metrics) = objective(params, state, batch, None, False)
+    return {"loss": total, **metrics}
+
+
+def compiled_evaluation(objective: Callable, params, state, data,
+                        batch_size: int | None = None) -> Callable:
+    """``run(hp, params, state, data) -> metrics`` from the compile cache:
+    :func:`mean_metrics` over ``data`` in batches of ``batch_size`` (None: :func:`batch_metrics`
+    of ``data`` as one batch), with the objective's hyperparameters ``hp =
+    hyperparameters(objective=objective)`` as runtime inputs."""
+    def fnn_evaluate(hp, params, state, data):
+        objective_ = with_hyperparameters(hp, objective=objective)["objective"]
+        if batch_size is None:
+            return batch_metrics(objective_, params, state, data)
+        return mean_metrics(objective_, params, state, data, batch_size)
+
+    hp = hyperparameters(objective=objective)
+    key = ("evaluate", fingerprint(fnn_evaluate, hp, params, state, data), batch_size,
+           spec(data), spec((params, state)))
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_evaluate))
 
 
 def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data):
@@ -304,27 +427,43 @@ def run_last_steps(loop: EpochLoop, carry, batches, step_key, earlier, val_data)
     return carry, finish_epoch(loop, carry[0], metrics, ok, val_data)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_last_steps(loop: EpochLoop) -> Callable:
-    """:func:`run_last_steps` jitted with the carry donated."""
-    return jax.jit(functools.partial(run_last_steps, loop), donate_argnums=(0,),
-                   **_placement(loop))
+def compiled_last_steps(loop_of: Callable, hp, ts: TrainState, batches, earlier,
+                        val_data) -> Callable:
+    """:func:`run_last_steps` of ``loop_of(hp)`` jitted with the carry donated, from the
+    compile cache: ``run(hp, carry, batches, step_key, earlier, val_data)``."""
+    loop = loop_of(hp)
+    batch = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), batches)
+    shapes = (spec(ts), spec(batches), spec(earlier), spec(val_data))
+    key = remembered(("last_steps", identity(loop_of), shapes), lambda: program_key(
+        "last_steps", loop_of, hp, ts, batch, val_data) + shapes)
+    def fnn_last_steps(hp, carry, batches, step_key, earlier, val_data):
+        return run_last_steps(loop_of(hp), carry, batches, step_key, earlier, val_data)
+
+    return PROGRAMS.get(key, lambda: jax.jit(fnn_last_steps, donate_argnums=(1,),
+                                             **_placement(loop)))
 
 
 class ArrayEpochs:
     """``fit``'s epochs over arrays in memory: ``runner(ts, first_epoch, count) -> (ts,
-    metrics, guard)`` as device values (dispatched, not waited for); ``ts`` is donated.
-    ``evaluate_validation(ts) -> {name: value}`` (optional, with ``count == 1``) adds metrics
-    computed outside the compiled epoch (a streamed validation set)."""
+    metrics, guard)`` as device values (dispatched, not waited for; each metric has
+    :func:`epoch_chunk` rows, the first ``count`` of them the epochs'); ``ts`` is donated.
+    ``loop_of(hp)`` builds the loop with the hyperparameters ``hp`` (runtime inputs of the
+    program, :mod:`fnn.train.programs`). ``evaluate_validation(ts) -> {name: value}``
+    (optional, with ``count == 1``) adds metrics computed outside the compiled epoch (a
+    streamed validation set)."""
 
-    def __init__(self, loop: EpochLoop, data, val_data, keys, *,
+    def __init__(self, loop_of: Callable, hp, data, val_data, keys, *,
                  evaluate_validation: Callable | None = None):
-        self.loop, self.data, self.val_data, self.keys = loop, data, val_data, keys
+        self.loop_of, self.data, self.val_data, self.keys = loop_of, data, val_data, keys
+        self.hp = jax.tree.map(jnp.asarray, hp)  # device scalars (weak types kept), once
         self.evaluate_validation = evaluate_validation
+        self.program = None
 
     def __call__(self, ts: TrainState, first_epoch: int, count: int):
-        ts, metrics, guard = compiled_epochs(self.loop)(ts, self.data, self.val_data, self.keys,
-                                                        first_epoch, count)
+        if self.program is None:
+            self.program = compiled_epochs(self.loop_of, self.hp, ts, self.data, self.val_data)
+        ts, metrics, guard = self.program(self.hp, ts, self.data, self.val_data, self.keys,
+                                          first_epoch, count)
         if self.evaluate_validation is not None:
             extra = self.evaluate_validation(ts)
             metrics = {**metrics, **{k: jnp.full((count,), v, jnp.float32)

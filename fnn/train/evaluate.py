@@ -1,13 +1,13 @@
 """``evaluate``: an objective's mean metrics over a data set, in evaluation mode."""
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
 
 from fnn.train.config import batch_size_for
-from fnn.train.engine import mean_metrics
+from fnn.train.engine import compiled_evaluation
+from fnn.train.programs import hyperparameters
 from fnn.train.stream import HostBatches, is_stream, stream_mean_metrics
 from fnn.validation import num_examples
 
@@ -24,11 +24,6 @@ def _state_and_data(model_state, args: tuple):
                     f"batch_size=...) (or the older evaluate(objective, params, state, data)), "
                     f"got {len(args)} positional argument(s) after params"
                     + (" and model_state=" if model_state is not None else ""))
-
-
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _evaluate(objective, params, state, data, batch_size):
-    return mean_metrics(objective, params, state, data, batch_size)
 
 
 def evaluate(objective: Callable, params, *data_or_state_data, model_state=None,
@@ -58,5 +53,6 @@ def evaluate(objective: Callable, params, *data_or_state_data, model_state=None,
     data = jax.tree.map(jax.numpy.asarray, data)
     if check_data is not None:
         check_data(params, state, data, "evaluate")
-    metrics = _evaluate(objective, params, state, data, batch_size)
+    program = compiled_evaluation(objective, params, state, data, batch_size)
+    metrics = program(hyperparameters(objective=objective), params, state, data)
     return {k: float(v) for k, v in metrics.items()}

@@ -3,6 +3,7 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
@@ -75,7 +76,9 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
       early_stopping: an :class:`EarlyStopping` rule (needs ``validation_data`` for ``val_*``;
         its monitor is checked against the objective's metric names before compiling).
       callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
-        checkpoint, if one is due, has been written).
+        checkpoint, if one is due, has been written); a callback with a third parameter,
+        ``f(epoch, metrics, state)``, also reads the :class:`~fnn.train.TrainState` after
+        that epoch (params, model state, optimizer state, step), e.g. to save samples.
       progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
         epochs (logs, CI); an int N: a line every N epochs; False: nothing.
       epochs_per_call: epochs per compiled call (default: all of them without progress
@@ -152,6 +155,16 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     return result
 
 
+def reads_state(callback: Callable) -> bool:
+    """Whether a fit callback takes the train state: ``f(epoch, metrics, state)``."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the two-argument form
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
 class FitRun:
     """One ``fit`` run between compiled calls: the train state, the epoch and step counters,
     the history, early stopping, checkpoints, the progress output, and what happens when the
@@ -177,9 +190,10 @@ class FitRun:
             while self.epoch < self.config.epochs and not self.stop:
                 count = self.config.calls_from(self.epoch, self.inputs.per_epoch)
                 self.pending = (self.runner(self.ts, self.epoch, count), count)
-                rows = self.record()
-                progress.update(self.epoch, rows[-1])
-                self.after_epochs(rows)
+                metrics = self.record()
+                if progress.mode != "off":
+                    progress.update(self.epoch, {k: float(v[-1]) for k, v in metrics.items()})
+                self.after_epochs(metrics)
             self.final_checkpoint()
         except KeyboardInterrupt:
             self.interrupted()
@@ -192,20 +206,26 @@ class FitRun:
         return FitResult(*self.inputs.returned((params, model_state, self.ts.opt_state)),
                          self.history.arrays(), self.early_stop)
 
-    def record(self) -> list[dict]:
-        """Take in the pending call's outputs; returns its epochs' metric rows."""
+    def record(self) -> dict:
+        """Take in the pending call's outputs; returns its epochs' metrics as host arrays
+        (``{name: np.ndarray[count]}``)."""
         (ts, metrics, guard), count = self.pending
-        metrics = jax.device_get(metrics)
+        metrics = {k: v[:count] for k, v in jax.device_get(metrics).items()}
         if guard is not None and int(guard.bad_step) >= 0:
             self.raise_nonfinite(ts, metrics, guard)
         # One statement, so an interrupt sees either the old record or the new one.
         self.ts, self.history, self.epoch, self.step, self.pending = (
             ts, self.history.extended(metrics), self.epoch + count,
             self.step + count * self.steps_per_epoch, None)
-        return [{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+        return metrics
 
-    def after_epochs(self, rows: list[dict]) -> None:
-        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded."""
+    def after_epochs(self, metrics: dict) -> None:
+        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded
+        (``metrics``: ``{name: np.ndarray[count]}``); rows are made only for a rule or a
+        callback that reads them."""
+        count = len(next(iter(metrics.values()))) if metrics else 0
+        rows = ([{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+                if self.stopper is not None or self.config.callbacks else [])
         if self.stopper is not None:
             for i, row in enumerate(rows):
                 epoch = self.epoch - len(rows) + i
@@ -220,7 +240,9 @@ class FitRun:
             self.save(finished=done or self.stop, stopped=self.stop, reason="periodic")
         for i, row in enumerate(rows):
             for callback in self.config.callbacks:
-                self.stop = bool(callback(self.epoch - len(rows) + i, row)) or self.stop
+                epoch = self.epoch - len(rows) + i
+                args = (epoch, row, self.ts) if reads_state(callback) else (epoch, row)
+                self.stop = bool(callback(*args)) or self.stop
 
     def save(self, *, finished: bool, stopped: bool, reason: str):
         best = self.stopper.best if self.stopper is not None else None

@@ -15,12 +15,13 @@ from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
 from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
                               check_validation_stream, is_stream, stream_mean_metrics)
 from fnn.validation import finite_data, num_examples
 
-__all__ = ["Inputs", "prepare"]
+__all__ = ["Inputs", "prepare", "fit_loop"]
 
 
 class Inputs(NamedTuple):
@@ -70,20 +71,25 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
-    loop = _loop(objective, optimizer, batch_size, n, config.guard, val_batch_size,
-                 config.unroll, blocks, parallel, target_platform(None if streaming else data),
-                 config.precision)
+    loop_of = FitLoop(objective, optimizer, (
+        ("batch_size", batch_size), ("n", n), ("guard", config.guard),
+        ("val_batch_size", val_batch_size), ("unroll", config.unroll), ("blocks", blocks),
+        ("parallel", parallel), ("platform", target_platform(None if streaming else data)),
+        ("precision", config.precision)))
+    hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
     returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
-        runner = ArrayEpochs(loop, data, val_arrays, keys, evaluate_validation=evaluate_validation)
+        runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
+                             evaluate_validation=evaluate_validation)
         sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
     else:
         chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
                                                                            batch_dim=1)
-        runner = StreamEpochs(loop, batches, steps_per_epoch, config.stream_chunk, val_arrays,
-                              keys, place=chunk, evaluate_validation=evaluate_validation,
+        runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
+                              val_arrays, keys, place=chunk,
+                              evaluate_validation=evaluate_validation,
                               keep_input=config.checkpoint_dir is not None)
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
@@ -175,20 +181,50 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-@functools.lru_cache(maxsize=64)
-def _loop(objective, optimizer, batch_size, n, guard, val_batch_size, unroll, blocks,
-          parallel, platform, precision) -> EpochLoop:
-    """fit's epoch loop, cached: repeated fits with the same objective, optimizer, sizes,
-    placement and precision policy get the same loop, so they reuse its compiled code.
+def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, unroll, blocks,
+             parallel, platform, precision) -> EpochLoop:
+    """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
+    hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
     ``platform``: where the data are, which decides the gradient's form
     (:func:`fnn._cpu_grad.value_and_grad`); ``precision``: a policy (or None) the steps and
     the validation pass run under."""
+    objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
+    objective, optimizer = objects["objective"], objects["optimizer"]
     step = checked_step(objective, optimizer, precision=precision, platform=platform)
     if precision is not None:
         objective = cast_objective(objective, precision)
     return EpochLoop(step, batch_size, n, guard, objective=objective,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
+
+
+class FitLoop(NamedTuple):
+    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` and ``optimizer`` with the sorted
+    keyword ``options``; hashable (the objects by identity). ``step_parts`` and ``static``
+    are what the compile cache fingerprints instead of the whole step (see
+    :func:`fnn.train.engine.program_key`): the objective's forward pass in training mode
+    (under the precision policy) and the optimizer's update, with the policy and the
+    platform, which decide how the gradient is taken."""
+    objective: Callable
+    optimizer: Any
+    options: tuple
+
+    def __call__(self, hp) -> EpochLoop:
+        return fit_loop(self.objective, self.optimizer, hp, **dict(self.options))
+
+    @property
+    def static(self) -> tuple:
+        options = dict(self.options)
+        return options["precision"], options["platform"]
+
+    def step_parts(self, hp, ts: TrainState, batch, key):
+        objects = with_hyperparameters(hp, objective=self.objective, optimizer=self.optimizer)
+        objective, precision = objects["objective"], dict(self.options)["precision"]
+        if precision is not None:
+            objective = cast_objective(objective, precision)
+        forward = objective(ts.params, ts.model_state, batch, key, True)
+        update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
+        return forward, update
 
 
 def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:

@@ -17,7 +17,6 @@ the same step, the same keys ``fold_in(step_key, t)``, the same epoch reductions
 """
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 from typing import Callable, Iterable, NamedTuple
@@ -27,11 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.validation import finite_data
-from fnn.train.engine import (EpochLoop, compiled_last_steps, compiled_steps, initial_guard,
-                              run_steps)
+from fnn.train.engine import (compiled_evaluation, compiled_last_steps, compiled_steps,
+                              initial_guard, run_steps)
+from fnn.train.programs import hyperparameters, spec
 from fnn.train.step import TrainState
 
-__all__ = ["is_stream", "check_stream_options", "check_validation_stream", "HostBatches", "StreamEpochs", "stream_mean_metrics"]
+__all__ = ["is_stream", "check_stream_options", "check_validation_stream", "HostBatches",
+           "StreamEpochs", "stream_mean_metrics"]
 
 
 def is_stream(data) -> bool:
@@ -225,12 +226,24 @@ class StreamEpochs:
     Ctrl-C anywhere in a streamed epoch (waiting for a batch, in a chunk) leaves the caller
     the state of the last complete epoch to save, as in memory."""
 
-    def __init__(self, loop: EpochLoop, batches: HostBatches, steps_per_epoch: int, chunk: int,
-                 val_data, keys, *, place: Callable = jax.device_put,
+    def __init__(self, loop_of: Callable, hp, batches: HostBatches, steps_per_epoch: int,
+                 chunk: int, val_data, keys, *, place: Callable = jax.device_put,
                  evaluate_validation: Callable | None = None, keep_input: bool = False):
-        self.loop, self.batches, self.steps, self.chunk = loop, batches, steps_per_epoch, chunk
+        self.loop_of, self.hp, self.loop = loop_of, hp, loop_of(hp)
+        self.batches, self.steps, self.chunk = batches, steps_per_epoch, chunk
         self.val_data, self.keys, self.place = val_data, keys, place
         self.evaluate_validation, self.keep_input = evaluate_validation, keep_input
+        self.programs = {}  # (kind, chunk spec): the program from the compile cache
+
+    def _program(self, carry, chunk, earlier=None):
+        """The compiled chunk (``earlier`` given: the epoch's last chunk) for this shape."""
+        key = ("last" if earlier is not None else "steps", spec(chunk), spec(earlier))
+        if key not in self.programs:
+            self.programs[key] = (
+                compiled_steps(self.loop_of, self.hp, carry[0], chunk) if earlier is None else
+                compiled_last_steps(self.loop_of, self.hp, carry[0], chunk, earlier,
+                                    self.val_data))
+        return self.programs[key]
 
     def _chunks(self, epoch: int):
         """The epoch's chunks, stacked on the host: ``(chunk, is_last)``."""
@@ -252,11 +265,12 @@ class StreamEpochs:
                 if last:  # the epoch's reductions and validation in one program with its steps
                     done = (jax.tree.map(lambda *a: jnp.concatenate(a), *earlier) if earlier
                             else self._no_steps(carry, chunk))
-                    carry, row = compiled_last_steps(self.loop)(carry, chunk, self.keys[1],
-                                                                done, self.val_data)
+                    carry, row = self._program(carry, chunk, done)(
+                        self.hp, carry, chunk, self.keys[1], done, self.val_data)
                     chunks.finished(row)
                 else:
-                    carry, (metrics, ok) = compiled_steps(self.loop)(carry, chunk, self.keys[1])
+                    carry, (metrics, ok) = self._program(carry, chunk)(self.hp, carry, chunk,
+                                                                      self.keys[1])
                     earlier.append((metrics, ok))
                     chunks.finished(ok)
         if self.evaluate_validation is not None:
@@ -280,19 +294,17 @@ class StreamEpochs:
         return carry[0], metrics, carry[1]
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _batch_metrics(objective, params, state, batch):
-    total, (_, metrics) = objective(params, state, batch, None, False)
-    return {"loss": total, **metrics}
-
-
 def stream_mean_metrics(objective: Callable, params, state, batches: HostBatches) -> dict:
     """Example-weighted mean of ``objective``'s metrics (evaluation mode) over every batch of
     a stream: ``sum_b |b| * metrics(b) / sum_b |b|``, accumulated in float64 on the host."""
-    sums, n = None, 0
+    sums, n, programs = None, 0, {}
+    hp = hyperparameters(objective=objective)
     for batch in batches.one_pass():
         size = int(jax.tree.leaves(batch)[0].shape[0])
-        metrics = jax.device_get(_batch_metrics(objective, params, state, batch))
+        shape = spec(batch)
+        if shape not in programs:
+            programs[shape] = compiled_evaluation(objective, params, state, batch)
+        metrics = jax.device_get(programs[shape](hp, params, state, batch))
         values = {k: np.float64(v) * size for k, v in metrics.items()}
         sums = values if sums is None else {k: sums[k] + values[k] for k in sums}
         n += size

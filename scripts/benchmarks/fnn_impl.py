@@ -142,6 +142,48 @@ def fits_digits(data, config) -> Runner:
     return Runner(blocked(run), config["runs"])
 
 
+def _refits(data, config, fresh: bool) -> Runner:
+    """``config['fits']`` fits of the digits MLP and as many of the quadrant net; ``fresh``:
+    each with a newly built net, objective and optimizer and its own learning rate (a
+    learning-rate loop), else the same objects and one learning rate throughout."""
+    from experiments import quadrant as q
+
+    digits, quad = config["digits"], config["quadrant"]
+    dx, dy = jnp.asarray(data["digits_x"]), jnp.asarray(data["digits_y"])
+    qx, qy = jnp.asarray(data["quadrant_x"]), jnp.asarray(data["quadrant_y"])
+    lrs = np.geomspace(*digits["learning_rates"], config["fits"])
+    digits_net = lambda: fnn.serial(fnn.Dense(digits["hidden"]), fnn.relu, fnn.Dense(10))
+    quad_net = lambda: q.network(quad["hidden"])
+    p_digits = digits_net().init(jax.random.key(0), (dx.shape[1],))[0]
+    p_quad = quad_net().init(jax.random.key(0), (2,))[0]
+    quad_objective = lambda net: fnn.supervised(net, l2=quad["l2"], accuracy=False)
+    shared = (fnn.supervised(digits_net()), fnn.optim.sgd(0.1),
+              quad_objective(quad_net()), fnn.optim.sgd(quad["learning_rate"]))
+
+    def run():
+        out = []
+        for lr in lrs:
+            o1, opt1, o2, opt2 = ((fnn.supervised(digits_net()), fnn.optim.sgd(float(lr)),
+                                   quad_objective(quad_net()),
+                                   fnn.optim.sgd(float(lr) * quad["learning_rate"]))
+                                  if fresh else shared)
+            out.append(fnn.fit(o1, p_digits, opt1, (dx, dy), epochs=digits["epochs"],
+                               batch_size=digits["batch_size"], progress=False).params)
+            out.append(fnn.fit(o2, p_quad, opt2, (qx, qy), epochs=quad["steps"],
+                               progress=False).params)
+        return out
+
+    return Runner(blocked(run), 2 * config["fits"])
+
+
+def refit_shared(data, config) -> Runner:
+    return _refits(data, config, fresh=False)
+
+
+def refit_fresh(data, config) -> Runner:
+    return _refits(data, config, fresh=True)
+
+
 def cpu_grad(data, config) -> Runner:
     """The rewritten side of the cpu_grad row (jax_impl.cpu_grad is the plain one)."""
     return sgd_steps(value_and_grad, *cpu_grad_model(data, config), config)

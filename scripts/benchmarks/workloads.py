@@ -87,6 +87,8 @@ GEMM = {"size": 2048}
 SWEEP_QUADRANT = {**QUADRANT, "runs": 32}
 SWEEP_DIGITS = {"hidden": 64, "runs": 16, "epochs": 10, "batch_size": 32,
                 "learning_rates": (1e-3, 0.5)}
+REFIT = {"fits": 10, "digits": {**SWEEP_DIGITS, "epochs": 5}, "quadrant": {**QUADRANT,
+                                                                          "steps": 1000}}
 CPU_GRAD = {"batch": 32, "size": 14, "channels": (16, 32), "classes": 10, "steps": 10,
             "learning_rate": 1e-2}
 CPU_GRAD_MATMUL = {**SWEEP_QUADRANT, "steps": 1000}
@@ -154,6 +156,15 @@ WORKLOADS = {
         SWEEP_DIGITS,
         {"fnn sweep": "fnn_impl.sweep_digits", "fnn fits": "fnn_impl.fits_digits"},
         baseline="fnn fits", peers=()),
+    # What a learning-rate loop pays per fit for building its net, objective and optimizer
+    # afresh ("fnn refit", each its own learning rate) over sharing them ("fnn shared"):
+    # (1/rate_refit - 1/rate_shared) is the overhead per refit.
+    "refit": Workload(
+        "fits/s", "10 fits of the 64-64-10 digits MLP (5 epochs, batch 32) and 10 of the "
+        "quadrant net (1000 steps), freshly built objects with their own learning rate vs "
+        "shared objects", REFIT,
+        {"fnn shared": "fnn_impl.refit_shared", "fnn refit": "fnn_impl.refit_fresh"},
+        baseline="fnn shared", peers=()),
     # The XLA:CPU workaround for jax-ml/jax#12868 (fnn/_cpu_grad.py): the same training scan
     # with jax.value_and_grad ("jax") and with fnn's rewritten gradient ("fnn"). When the two
     # rates meet, upstream has fixed it and the rewrite can go.
@@ -212,6 +223,9 @@ def make_data(name: str) -> dict[str, np.ndarray]:
 
         split = load_mnist1d()
         return {"x": split.x_train.astype(np.float32), "y": split.y_train.astype(np.int32)}
+    if name == "refit":
+        return {**{f"digits_{k}": v for k, v in make_data("sweep_digits").items()},
+                **{f"quadrant_{k}": v for k, v in make_data("quadrant").items()}}
     if name == "sweep_digits":
         from fnn.data import load_digits
 

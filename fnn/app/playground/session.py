@@ -16,6 +16,7 @@ Classification: ``fnn.MLP(shape + [2])`` with softmax cross-entropy (class 1 dra
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import time
@@ -32,6 +33,7 @@ from fnn.app.playground.config import (ACTIVATIONS, COMPARE_KEYS, DATASETS, FEAT
 from fnn.data import toy
 from fnn.train import TrainState, checked_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys, mean_metrics
+from fnn.train.programs import hyperparameters, with_hyperparameters
 
 __all__ = ["Session", "SCALE", "GRID", "NEURON_GRID", "CHUNKS", "make_data", "features",
            "linear", "build", "compare"]
@@ -139,8 +141,7 @@ def compiled_parts(cfg: dict, n_train: int):
                                                     sorted(optimizer_args(cfg))])
     if key not in _PARTS:
         net, objective, optimizer, act = build(cfg)
-        loop = EpochLoop(checked_step(objective, optimizer), cfg["batchSize"], n_train, None,
-                         objective=objective)
+        loop = functools.partial(epoch_loop, objective, optimizer, cfg["batchSize"], n_train)
         _PARTS[key] = (net, objective, optimizer, loop,
                        _layers_fn(act, cfg["problem"] == "classification"),
                        _measure_fn(objective))
@@ -151,6 +152,14 @@ def compiled_parts(cfg: dict, n_train: int):
     net, objective, optimizer, loop, layers, measure = parts
     # the optimizer's numbers are the config's (they live in its state, not in the code)
     return net, objective, make_optimizer(cfg), loop, layers, measure
+
+
+def epoch_loop(objective, optimizer, batch_size: int, n_train: int, hp) -> EpochLoop:
+    """The engine's loop for ``objective`` and ``optimizer`` with their hyperparameters ``hp``
+    (:func:`fnn.train.programs.hyperparameters`, runtime inputs of the compiled program)."""
+    objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
+    return EpochLoop(checked_step(objects["objective"], objects["optimizer"]), batch_size,
+                     n_train, None, objective=objects["objective"])
 
 
 def _measure_fn(objective):
@@ -251,8 +260,11 @@ class Session:
         """Train ``count`` epochs from the current state (one compiled call)."""
         if self.diverged:
             return
-        self.ts, _, _ = compiled_epochs(self.loop)(self.ts, self.train, None, self.keys,
-                                                    self.epoch, count)
+        loop_of = self.loop
+        hp = jax.tree.map(jnp.asarray, hyperparameters(objective=loop_of.args[0],
+                                                       optimizer=loop_of.args[1]))
+        program = compiled_epochs(loop_of, hp, self.ts, self.train, None)
+        self.ts, _, _ = program(hp, self.ts, self.train, None, self.keys, self.epoch, count)
         self.epoch += count
         self._measure()
 

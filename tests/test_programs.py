@@ -1,0 +1,151 @@
+"""The one compile cache (fnn.train.programs): programs keyed by the traced computation, so a
+rebuilt net, objective and optimizer of the same structure compile nothing, different
+structures never share, the epoch count and the learning rate are runtime values."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax._src import dispatch
+
+import fnn
+from fnn.train import programs
+from fnn.train.programs import PROGRAMS, ProgramCache, fingerprint
+
+
+def _data(n=128, features=6, classes=3, seed=0):
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, classes, n).astype(np.int32)
+    x = (rng.randn(classes, features)[y] + rng.randn(n, features)).astype(np.float32)
+    return x, y
+
+
+def _fit(lr, *, epochs=5, hidden=16, activation=fnn.relu, dropout=None, precision=None,
+         mesh=None, batch_size=32, **kw):
+    layers = [fnn.Dense(hidden), activation] + ([fnn.Dropout(dropout)] if dropout else [])
+    net = fnn.serial(*layers, fnn.Dense(3))
+    params, _ = net.init(jax.random.key(0), (6,))
+    return fnn.fit(fnn.supervised(net), params, fnn.optim.adam(lr), _data(), epochs=epochs,
+                   batch_size=batch_size, progress=False, precision=precision, mesh=mesh, **kw)
+
+
+class Lowerings:
+    """Counts fnn's compiled programs lowered (jit compilations, from XLA or the disk
+    cache) while active: JAX's monitoring events, by function name."""
+
+    def __enter__(self):
+        self.names = []
+        self.listener = lambda event, secs, fun_name="", **kw: (
+            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and "fnn_" in str(fun_name)
+            and self.names.append(str(fun_name)))
+        jax.monitoring.register_event_duration_secs_listener(self.listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self.listener)
+
+
+def test_a_loop_of_fresh_objects_compiles_exactly_one_program():
+    PROGRAMS.clear()
+    results = {}
+    with Lowerings() as lowered:
+        for lr, epochs in [(1e-3, 5), (3e-3, 7), (1e-2, 5), (3e-2, 20)]:
+            results[lr, epochs] = _fit(lr, epochs=epochs).params
+    assert lowered.names == ["jit(fnn_epochs)"]
+    assert PROGRAMS.misses == 1 and PROGRAMS.hits == 3
+    # each run used its own learning rate and epoch count: the same result as a run whose
+    # program was compiled for it alone
+    for (lr, epochs), params in results.items():
+        PROGRAMS.clear()
+        alone = _fit(lr, epochs=epochs).params
+        jax.tree.map(np.testing.assert_array_equal, params, alone)
+    w = [np.asarray(p["dense_0"]["w"]) for p in results.values()]
+    assert all(np.abs(a - b).max() > 1e-4 for i, a in enumerate(w) for b in w[i + 1:])
+
+
+def test_history_has_one_row_per_epoch_whatever_the_calls():
+    one = _fit(1e-2, epochs=6, epochs_per_call=1, validation_data=_data(32, seed=1))
+    all_ = _fit(1e-2, epochs=6, validation_data=_data(32, seed=1))
+    assert {k: len(v) for k, v in all_.history.items()} == {"loss": 6, "accuracy": 6,
+                                                           "val_loss": 6, "val_accuracy": 6}
+    # one program whatever the chunking: validation metrics too are bit-identical now
+    for k in all_.history:
+        np.testing.assert_array_equal(one.history[k], all_.history[k])
+    jax.tree.map(np.testing.assert_array_equal, one.params, all_.params)
+
+
+@pytest.mark.parametrize("change", [
+    dict(activation=fnn.tanh), dict(hidden=17), dict(dropout=0.2),
+    dict(precision="params=float32,compute=bfloat16,output=float32"), dict(mesh="data2")])
+def test_different_programs_never_share(change):
+    if change.get("mesh") == "data2":
+        change = dict(mesh=jax.make_mesh((2,), ("data",), devices=jax.devices()[:2]))
+    base_kw = dict(dropout=0.1) if "dropout" in change else {}
+    PROGRAMS.clear()
+    base = _fit(1e-2, **base_kw)
+    other = _fit(1e-2, **change)
+    assert PROGRAMS.misses == 2 and PROGRAMS.hits == 0, "a different program reused one"
+    # and each equals its own program run alone
+    PROGRAMS.clear()
+    alone = _fit(1e-2, **change)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(other.params),
+                 jax.device_get(alone.params))
+    if "mesh" not in change:
+        assert not np.array_equal(base.history["loss"], other.history["loss"])
+
+
+def test_fingerprint_ignores_objects_and_sees_numbers():
+    step = lambda lr: (lambda w, g: w - lr * g)
+    w = jnp.ones(3)
+    assert fingerprint(step(0.1), w, w) == fingerprint(step(0.1), w, w)
+    assert fingerprint(step(0.1), w, w) != fingerprint(step(0.2), w, w)
+    a, b = jnp.arange(3.0), jnp.arange(3.0) + 1
+    assert fingerprint(lambda x: x + a, w) != fingerprint(lambda x: x + b, w)  # constants
+    assert fingerprint(lambda x: 2 * x, w) != fingerprint(lambda x: 2 * x, jnp.ones(4))  # shapes
+
+
+def test_plain_optax_keys_by_its_numbers_inject_hyperparams_does_not():
+    optax = pytest.importorskip("optax")
+    net = fnn.serial(fnn.Dense(8), fnn.relu, fnn.Dense(3))
+    params, _ = net.init(jax.random.key(0), (6,))
+
+    def fit(opt):  # optax's inject_hyperparams mixes int32 and float32 (strict promotion)
+        with jax.numpy_dtype_promotion("standard"):
+            return fnn.fit(fnn.supervised(net), params, opt, _data(), epochs=2, batch_size=32,
+                           progress=False)
+
+    PROGRAMS.clear()
+    fit(optax.inject_hyperparams(optax.adam)(1e-3))
+    fit(optax.inject_hyperparams(optax.adam)(2e-3))
+    assert (PROGRAMS.misses, PROGRAMS.hits) == (1, 1)
+    fit(optax.adam(1e-3))
+    fit(optax.adam(1e-3))
+    fit(optax.adam(2e-3))
+    assert (PROGRAMS.misses, PROGRAMS.hits) == (3, 2)
+
+
+def test_the_cache_is_bounded_least_recently_used_out():
+    cache = ProgramCache(maxsize=2)
+    made = []
+    make = lambda k: (lambda: made.append(k) or k)
+    for k in ["a", "b", "a", "c", "b"]:
+        cache.get(k, make(k))
+    assert made == ["a", "b", "c", "b"] and len(cache) == 2  # "b" was evicted by "c"
+    assert (cache.hits, cache.misses) == (1, 4)
+
+
+def test_persistent_cache_directory_and_switch(monkeypatch, tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("FNN_CACHE_DIR", str(tmp_path / "c"))
+    assert programs.persistent_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("FNN_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert programs.persistent_cache_dir() == tmp_path / "x" / "fnn" / "jax"
+    try:
+        monkeypatch.setenv("FNN_COMPILE_CACHE", "0")
+        assert programs.use_persistent_cache(tmp_path / "d") is None
+        assert not jax.config.jax_enable_compilation_cache
+        monkeypatch.delenv("FNN_COMPILE_CACHE")
+        assert programs.use_persistent_cache(tmp_path / "d") == tmp_path / "d"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "d")
+    finally:
+        programs.use_persistent_cache(before)
