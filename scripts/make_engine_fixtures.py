@@ -143,7 +143,7 @@ def claims_trainer() -> dict:
     minibatches, every step's loss, the params after every step and an evaluation pass."""
     import sys
     sys.path.insert(0, str(OUT.parent.parent.parent))
-    from experiments._claims import trainer
+    from experiments._training import trainer
     x, y = blobs(96, 4, 3, seed=10)
     net = fnn.serial(fnn.Dense(8), fnn.tanh, fnn.Dense(3))
     params, state = net.init(jax.random.key(10), (4,))

@@ -17,6 +17,7 @@ import time
 import experiments
 from fnn.app import compare
 from fnn.app.report import write_report
+from fnn.train.programs import use_persistent_cache
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -152,30 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_cache_dir() -> str:
-    """``$FNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fnn/jax``, else ``~/.cache/fnn/jax``."""
-    import os
-    from pathlib import Path
-
-    if os.environ.get("FNN_CACHE_DIR"):
-        return os.environ["FNN_CACHE_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return str(Path(base) / "fnn" / "jax")
-
-
-def enable_compile_cache(directory: str) -> None:
-    """Turn on JAX's persistent compilation cache in ``directory`` for every compilation
-    (a second ``fnn run`` of the same experiment then skips XLA compilation)."""
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    importlib.import_module("fnn.train.programs").use_persistent_cache(args.cache_dir, enable=not args.no_compile_cache)
+    use_persistent_cache(args.cache_dir, enable=not args.no_compile_cache)
     try:
         return args.func(args)
     except ValueError as error:  # user errors: one clear line, no traceback
