@@ -48,3 +48,19 @@ def quick_run(tmp_path_factory):
         return json.loads((folder / "results.json").read_text()), folder
 
     return result
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which comparison each test against numbers recorded on another machine made
+    (``record_property("reference_comparison", ...)``: bit-identity where the fingerprint
+    matches, a float32 tolerance elsewhere), so a pass says what it proved."""
+    made = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "reference_comparison" and getattr(report, "when", "") == "call":
+                    made.setdefault(value, []).append(report.nodeid.split("::")[-1])
+    if made:
+        terminalreporter.section("reference comparisons")
+        for comparison, tests in sorted(made.items()):
+            terminalreporter.write_line(f"{comparison}: {len(tests)} tests ({', '.join(sorted(tests))})")
