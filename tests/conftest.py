@@ -1,18 +1,25 @@
-"""Test-wide JAX settings: silent dtype or rank promotion is an error in fnn's tests. And the
-``quick_run`` fixture: each experiment's quick run, once per session."""
-import atexit
+"""Test-wide JAX settings, the same in every pytest-xdist worker (this module runs in each
+before any test): four virtual CPU devices, silent dtype or rank promotion is an error, and
+compiled programs are kept in a persistent cache shared by the workers and by later runs.
+And the ``quick_run`` fixture: each experiment's quick run, once per session (per worker)."""
 import functools
 import json
 import os
-import shutil
-import tempfile
+from pathlib import Path
 
 import jax
 import pytest
 
-# `fnn` CLI calls inside the tests cache compilations here, not in the user's cache folder.
-os.environ["FNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="fnn-test-cache-")
-atexit.register(shutil.rmtree, os.environ["FNN_CACHE_DIR"], ignore_errors=True)
+# XLA's compiled programs, on disk: a warm run of the suite loads what an earlier run (or the
+# other xdist worker) compiled instead of compiling it again. A loaded program is the same
+# executable, so results do not change by a bit (tests/test_engine_reference.py). `make clean`
+# (or deleting the folder) empties it. `fnn` CLI calls inside the tests use it too, not the
+# user's cache folder. Nothing is cached below 0 s or 0 bytes: every program counts.
+CACHE_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax-compile-cache"
+os.environ["FNN_CACHE_DIR"] = str(CACHE_DIR)
+jax.config.update("jax_compilation_cache_dir", str(CACHE_DIR))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 # Four virtual CPU devices, so data-parallel training and sharded sweeps are tested in
 # process (single-device code runs on device 0 as before; tests/test_engine_reference.py
