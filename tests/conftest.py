@@ -36,6 +36,16 @@ def x64():
         yield
 
 
+@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist a session fixture runs once per worker: the tests reading
+    ``quick_run`` share one worker (xdist_group "quick_runs"), so each experiment's quick run
+    happens once per session, not once per worker."""
+    for item in items:
+        if "quick_run" in item.fixturenames and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("quick_runs"))
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     """``quick_run(name) -> (results, folder)``: ``experiments.run_experiment(name,

@@ -22,3 +22,15 @@ def test_compiled_programs_go_to_the_suites_persistent_cache():
     assert os.environ["FNN_CACHE_DIR"] == str(conftest.CACHE_DIR)
     jax.jit(lambda x: x * 3 + 1)(jnp.arange(7.0)).block_until_ready()
     assert conftest.CACHE_DIR.is_dir() and any(conftest.CACHE_DIR.iterdir())
+
+
+@pytest.mark.xdist_group("processes")
+def test_xdist_groups_reach_the_scheduler(request):
+    """Under ``--dist loadgroup`` xdist keys a marked test by ``nodeid@group``; if that
+    channel breaks (pytest-xdist#1386, pytest 9.2) the groups are silently ignored and the
+    process-starting tests collide. Outside loadgroup there is nothing to check: the test
+    then checks that the mark is there."""
+    assert request.node.get_closest_marker("xdist_group").args == ("processes",)
+    if request.config.getoption("dist", "no") == "loadgroup" or getattr(
+            request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith("@processes"), request.node.nodeid
