@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/fnn run --out runs
 
+# on every core; tests that start processes share one worker (xdist_group "processes");
+# the 15 slowest tests are listed, so the next slow one is seen
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 
 bench: $(STAMP)  # fnn and JAX always; the peers in the bench extra when they install
 	-$(BIN)/python -m pip install --quiet -e '.[bench]'

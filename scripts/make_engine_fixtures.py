@@ -9,14 +9,18 @@ the test shows that moving every trainer onto one engine changed no bit of any r
     .venv/bin/python scripts/make_engine_fixtures.py --out DIR  # elsewhere, e.g. to compare
 
 Each case below trains through the public API only and returns a flat ``{name: array}`` of
-its final params, model state, optimizer state and history; ``<case>.npz`` holds it (plus
-the jax version and the machine it was made on). Runs in float32 on the CPU, a few seconds.
+its final params, model state, optimizer state and history; ``<case>.npz`` holds it, plus
+under ``fingerprint`` (a JSON string) what decides its bits: see ``fingerprint()``. Runs in
+float32 on the CPU, with the JAX settings of tests/conftest.py (four virtual CPU devices), a
+few seconds. Re-record on a new machine to make the test demand bit-identity there.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import platform
+import re
 import tempfile
 
 import jax
@@ -26,7 +30,45 @@ import numpy as np
 import fnn
 from fnn.models.gan import GAN, dense_discriminator, dense_generator, fit_gan
 
+# The suite's settings (tests/conftest.py): the trajectories are recorded as the test runs them.
+jax.config.update("jax_num_cpu_devices", 4)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "engine"
+
+
+# The CPU features XLA:CPU compiles for (vector width, fused multiply-add, AMX, ...): two
+# machines that differ in these may round float32 differently, by an ulp or so per op.
+ISA_FEATURES = re.compile(r"^(sse4_[12]|ssse3|avx.*|fma.*|f16c|amx.*|bmi[12]|asimd.*|sve.*|neon)$")
+
+
+def cpu_description() -> dict:
+    """The CPU as /proc/cpuinfo names it (vendor, family, model, model name) and its ISA
+    features that XLA:CPU dispatches on; ``platform`` names only, where there is no
+    /proc/cpuinfo (macOS, Windows)."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"processor": platform.processor(), "machine": platform.machine()}
+    first = text.split("\n\n")[0]
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("flags", fields.get("Features", "")).split()
+    return {"machine": platform.machine(),
+            **{k: fields[k] for k in ("vendor_id", "cpu family", "model", "model name",
+                                      "CPU implementer", "CPU part") if k in fields},
+            "isa": sorted(f for f in flags if ISA_FEATURES.match(f))}
+
+
+def fingerprint() -> dict:
+    """What decides the bits of a float32 run here: the jax and jaxlib versions, the backend,
+    the device count, the x64 flag and the CPU (``cpu_description``). Equal fingerprints
+    give bit-identical trajectories; unequal ones agree only to float32 rounding."""
+    import jaxlib
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "backend": jax.default_backend(), "device_count": jax.device_count(),
+            "x64": bool(jax.config.jax_enable_x64), "cpu": cpu_description()}
 
 
 def flat(prefix: str, tree) -> dict:
@@ -167,8 +209,7 @@ def main() -> None:
                         help="record only this case (repeatable; default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    made_with = {"jax_version": np.array(jax.__version__),
-                 "machine": np.array(f"{platform.machine()} {platform.processor()}".strip())}
+    made_with = {"fingerprint": np.array(json.dumps(fingerprint(), sort_keys=True))}
     for name, case in CASES.items():
         if args.case and name not in args.case:
             continue

@@ -75,6 +75,7 @@ def test_every_workload_names_an_existing_baseline_and_implementations(bench):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")
 def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "quadrant", "--impls", "fnn,jax",
@@ -97,6 +98,7 @@ def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")
 def test_the_gpu_check_script_dry_runs_on_the_cpu(tmp_path):
     """scripts/gpu_check.sh, prepared for a GPU machine, runs its steps small on the CPU."""
     script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"

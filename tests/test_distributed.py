@@ -17,6 +17,8 @@ import pytest
 
 from fnn import checkpoint
 
+# Processes of their own: on one xdist worker with the suite's other process-starting tests.
+pytestmark = pytest.mark.xdist_group("processes")
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
 import distributed_worker  # noqa: E402

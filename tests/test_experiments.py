@@ -145,6 +145,7 @@ def test_optimizers_experiment_draws_its_paths_curves_and_learning_rate_bands(qu
     assert swept == pytest.approx(loss, rel=1e-4)
 
 
+@pytest.mark.xdist_group("processes")
 def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path):
     import subprocess
     import sys

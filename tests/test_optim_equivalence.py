@@ -193,6 +193,7 @@ def trajectories():
     return get
 
 
+@pytest.mark.xdist_group("optim_trajectories")   # one worker computes the module fixture
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_trajectory_matches_optax(case, dtype, trajectories):
