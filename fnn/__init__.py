@@ -31,7 +31,6 @@ from fnn.train import (DivergenceWarning, EarlyStop, EarlyStopping, FitResult, N
 
 __version__ = "0.1.0"
 
-_moved.install()  # old module paths (fnn.cli, fnn.report, ...) name their new place
 
 __all__ = [
     # modules

@@ -1,5 +1,5 @@
 """Modules that moved (#23): importing the old name fails with a message naming the new one,
-instead of Python's bare "No module named ...". Installed once by ``fnn/__init__.py``."""
+instead of Python's bare "No module named ...". Installed when ``fnn/__init__.py`` imports this module."""
 from __future__ import annotations
 
 import importlib.abc
@@ -24,3 +24,6 @@ def install() -> None:
     """Put the finder on ``sys.meta_path`` (once)."""
     if not any(isinstance(f, MovedModuleFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, MovedModuleFinder())  # before editable-install finders
+
+
+install()  # old module paths (fnn.cli, fnn.report, ...) name their new place
