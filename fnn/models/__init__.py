@@ -11,11 +11,11 @@ from fnn.models.autoencoder import (Autoencoder, AutoencoderLayer, conv_autoenco
                                     dense_autoencoder)
 from fnn.models.vae import (VAE, VAELayer, dense_vae, elbo, gaussian_kl, interpolate,
                             reparameterize, vae_objective)
-from fnn.models.gan import (GAN, GANRun, conv_generator, dense_discriminator, dense_generator,
-                            discriminator_loss, fit_gan, generator_loss)
+from fnn.models.gan import (GAN, conv_generator, dense_discriminator, dense_generator,
+                            discriminator_loss, generator_loss)
 
 __all__ += ["Autoencoder", "AutoencoderLayer", "dense_autoencoder", "conv_autoencoder",
             "VAE", "VAELayer", "dense_vae", "elbo", "gaussian_kl", "interpolate",
             "reparameterize", "vae_objective",
-            "GAN", "GANRun", "dense_generator", "conv_generator", "dense_discriminator",
-            "discriminator_loss", "generator_loss", "fit_gan"]
+            "GAN", "dense_generator", "conv_generator", "dense_discriminator",
+            "discriminator_loss", "generator_loss"]

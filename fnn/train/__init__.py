@@ -18,11 +18,13 @@ from fnn.train.early_stopping import EarlyStop, EarlyStopping
 from fnn.train.evaluate import evaluate
 from fnn.train.fit import FitResult, fit
 from fnn.train.multi_step import multi_step
+from fnn.train.gan import GANRun, fit_gan, gan_step
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.objective import Objective, supervised
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
-           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective",
+           "gan_step", "fit_gan", "GANRun"]
 
 use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)

@@ -9,15 +9,18 @@ import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints, resumed_shuffle_blocks
+from fnn.precision import get_policy
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
 from fnn.train.divergence import initial_loss, warn_if_diverged
 from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
 from fnn.train.history import History
 from fnn.train.inputs import Inputs, prepare
+from fnn.train.multi_step import is_engine_step
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.progress import Progress, progress_mode
 from fnn.train.step import TrainState, check_sites
@@ -46,12 +49,17 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         overwrite: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
         stream_chunk: int = 16, mesh=None, data_axis: str = "data",
-        shuffle_blocks: int | None = None, precision=None) -> FitResult:
+        shuffle_blocks: int | None = None, precision=None,
+        step_metrics: bool = False) -> FitResult:
     """Train ``params`` to minimise ``objective`` on ``data`` with ``optimizer``.
 
     Args:
       objective: ``(params, state, batch, key, train) -> (loss, (state, metrics))``
-        (see :func:`fnn.supervised`).
+        (see :func:`fnn.supervised`); or an engine-form step that holds its own optimizers
+        (:func:`fnn.train.multi_step`'s, e.g. ``GAN.step(d_opt, g_opt)``) with
+        ``optimizer=None``: ``params`` are then its trees ``{name: params}``, the optimizer
+        states come from ``step.init(params)``, the metrics are the step's (``{name}_loss``,
+        ...); ``validation_data`` and ``early_stopping`` are refused (evaluate in a hook).
       params, model_state: initial parameters and model state (e.g. from ``net.init``; a
         network with BatchNorm needs its state).
       optimizer: ``fnn.optim`` or optax transformation.
@@ -127,6 +135,10 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         the objective in its compute dtype (:func:`fnn.precision.cast_objective`). With loss
         scaling (float16 compute) an overflowing step is skipped and the scale halved (the
         guard is ``'skip'``; ``on_nonfinite='raise'`` is refused); checkpoints carry the scale.
+      step_metrics: keep every step's metrics instead of each epoch's means: each
+        ``history[name]`` has shape ``(epochs, steps_per_epoch)``, and a callback's
+        ``metrics`` hold one epoch's row of steps (not with ``validation_data`` or
+        ``early_stopping``).
 
     After training, a loss that grew finite but by orders of magnitude warns
     (:class:`fnn.DivergenceWarning`, see :mod:`fnn.train.divergence`).
@@ -135,12 +147,21 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
     """
     check_trainer("fit", objective, optimizer)
+    engine_step = is_engine_step(objective)
+    if engine_step and early_stopping is not None:
+        raise ValueError("fit: early_stopping needs an objective's metric names; an "
+                         "engine-form step (multi_step, GAN.step) has none: stop from a hook")
+    if engine_step and precision is not None and get_policy(precision, who="fit").loss_scaling:
+        raise ValueError(f"fit: an engine-form step (multi_step, GAN.step) cannot scale its "
+                         f"losses; use a precision policy without loss scaling, got "
+                         f"{precision!r}")
     shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
     config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
                        on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks, precision=precision, overwrite=overwrite)
+                       shuffle_blocks, precision=precision, overwrite=overwrite,
+                       step_metrics=step_metrics)
     model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
     if early_stopping is not None:   # before anything compiles
@@ -148,11 +169,22 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
             objective, params, model_state, inputs.example, validation=config.validation,
             skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
-    ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
+    ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy)
+                      if not engine_step else engine_state(objective, params, model_state, policy))
     result = FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
+    if engine_step or step_metrics:
+        return result
     warn_if_diverged(result.history, lambda: initial_loss(
         objective, params, model_state, inputs.example, inputs.sizes["batch_size"]))
     return result
+
+
+def engine_state(step, trees, model_state, policy) -> TrainState:
+    """The state before the first step of an engine-form step: its trees (in the policy's
+    param dtype), ``model_state``, ``step.init(trees)`` and step 0."""
+    if policy is not None:
+        trees = policy.cast_to_param(trees)
+    return TrainState(trees, model_state, step.init(trees), jnp.zeros((), jnp.int32))
 
 
 def reads_state(callback: Callable) -> bool:
@@ -192,7 +224,8 @@ class FitRun:
                 self.pending = (self.runner(self.ts, self.epoch, count), count)
                 metrics = self.record()
                 if progress.mode != "off":
-                    progress.update(self.epoch, {k: float(v[-1]) for k, v in metrics.items()})
+                    progress.update(self.epoch,
+                                    {k: float(np.mean(v[-1])) for k, v in metrics.items()})
                 self.after_epochs(metrics)
             self.final_checkpoint()
         except KeyboardInterrupt:
@@ -224,7 +257,8 @@ class FitRun:
         (``metrics``: ``{name: np.ndarray[count]}``); rows are made only for a rule or a
         callback that reads them."""
         count = len(next(iter(metrics.values()))) if metrics else 0
-        rows = ([{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
+        row = lambda v, i: v[i] if v.ndim > 1 else float(v[i])  # step_metrics: a row of steps
+        rows = ([{k: row(v, i) for k, v in metrics.items()} for i in range(count)]
                 if self.stopper is not None or self.config.callbacks else [])
         if self.stopper is not None:
             for i, row in enumerate(rows):
@@ -318,8 +352,9 @@ class FitRun:
     def warn_if_nonfinite(self) -> None:
         """With the guard off, say so when the loss became non-finite."""
         loss = self.history.arrays().get("loss")
-        if self.config.guard is None and loss is not None and not np.all(np.isfinite(loss)):
-            first = int(np.argmin(np.isfinite(loss)))
+        finite = None if loss is None else np.isfinite(loss).reshape(len(loss), -1).all(axis=1)
+        if self.config.guard is None and loss is not None and not np.all(finite):
+            first = int(np.argmin(finite))
             warnings.warn(f"fit: the loss became non-finite (NaN or inf) in epoch {first}, so "
                           f"the returned params are likely non-finite too. Pass "
                           f"on_nonfinite='raise' to stop at the first bad step with a report "

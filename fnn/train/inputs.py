@@ -15,13 +15,14 @@ from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.multi_step import is_engine_step
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
 from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
                               check_validation_stream, is_stream, stream_mean_metrics)
 from fnn.validation import finite_data, num_examples
 
-__all__ = ["Inputs", "prepare", "fit_loop"]
+__all__ = ["Inputs", "prepare", "fit_loop", "StepLoop"]
 
 
 class Inputs(NamedTuple):
@@ -71,12 +72,16 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
-    loop_of = FitLoop(objective, optimizer, (
-        ("batch_size", batch_size), ("n", n), ("guard", config.guard),
-        ("val_batch_size", val_batch_size), ("unroll", config.unroll), ("blocks", blocks),
-        ("parallel", parallel), ("platform", target_platform(None if streaming else data)),
-        ("precision", config.precision)))
-    hp = hyperparameters(objective=objective, optimizer=optimizer)
+    options = (("batch_size", batch_size), ("n", n), ("guard", config.guard),
+               ("per_step", config.step_metrics), ("unroll", config.unroll),
+               ("blocks", blocks), ("parallel", parallel), ("precision", config.precision))
+    if is_engine_step(objective):
+        loop_of, hp = StepLoop(objective, options), objective.hyperparameters()
+    else:
+        loop_of = FitLoop(objective, optimizer, (
+            *options, ("val_batch_size", val_batch_size),
+            ("platform", target_platform(None if streaming else data))))
+        hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
     place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
     returned = (lambda tree: tree) if parallel is None else parallel.returned
@@ -143,6 +148,9 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
     training data's structure and shapes (``example``: the data, or a stream's first batch)."""
     if val_data is None:
         return None, None, None
+    if is_engine_step(objective):
+        raise ValueError("fit: validation_data needs an objective to evaluate; an engine-form "
+                         "step (multi_step, GAN.step) has none: evaluate in a hook instead")
     _same_examples(val_data if not is_stream(val_data) else None, example)
     check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
@@ -181,8 +189,8 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, unroll, blocks,
-             parallel, platform, precision) -> EpochLoop:
+def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, per_step, val_batch_size,
+             unroll, blocks, parallel, platform, precision) -> EpochLoop:
     """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
     hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
     ``platform``: where the data are, which decides the gradient's form
@@ -193,7 +201,7 @@ def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, 
     step = checked_step(objective, optimizer, precision=precision, platform=platform)
     if precision is not None:
         objective = cast_objective(objective, precision)
-    return EpochLoop(step, batch_size, n, guard, objective=objective,
+    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
 
@@ -225,6 +233,21 @@ class FitLoop(NamedTuple):
         forward = objective(ts.params, ts.model_state, batch, key, True)
         update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
         return forward, update
+
+
+class StepLoop(NamedTuple):
+    """``loop_of(hp)`` of an engine-form ``step`` (:func:`fnn.train.multi_step`'s, e.g.
+    ``GAN.step``): the epoch loop over ``step.configured(hp, precision)`` with the sorted
+    keyword ``options`` of :func:`prepare`; hashable (the step by identity). The compile
+    cache fingerprints the whole configured step."""
+    step: Callable
+    options: tuple
+
+    def __call__(self, hp) -> EpochLoop:
+        o = dict(self.options)
+        return EpochLoop(self.step.configured(hp, o["precision"]), o["batch_size"], o["n"],
+                         o["guard"], o["per_step"], unroll=o["unroll"],
+                         shuffle_blocks=o["blocks"], parallel=o["parallel"])
 
 
 def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
