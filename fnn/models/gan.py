@@ -97,18 +97,25 @@ class GAN:
         ``g_state`` are the generator's (``trees['generator']``, ``state.get('generator')``)."""
         return self.generator.apply(g_params, g_state, z)[0]
 
+    def noise_like(self, key, x):
+        """z ~ N(0, I) for the batch ``x``: (len(x), latent_dim), in x's dtype when x is
+        floating (a precision policy's compute dtype), else float32."""
+        z = self.noise(key, x.shape[0])
+        return z.astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else z
+
     def objectives(self) -> dict:
         """``{'discriminator': ..., 'generator': ...}``: the two fnn objectives over both trees
         on ``batch = x`` (real data), ``(trees, state, x, key, train) -> (loss, (state,
         metrics))``. Each draws its own z ~ N(0, I) from its key; G and D are applied through
         :attr:`network` with keys from ``fold_in(key, 1)`` (D applied to x, then to G(z)).
-        Metrics: ``d_real`` = mean sigmoid(D(x)), ``d_fake`` = mean sigmoid(D(G(z)))."""
+        z takes the dtype of x (a precision policy's compute dtype). Metrics: ``d_real`` =
+        mean sigmoid(D(x)), ``d_fake`` = mean sigmoid(D(G(z)))."""
         def nets(trees, state, key, train):
             return ApplyContext(self.network.name, self.network.children, trees, state,
                                 jax.random.fold_in(key, 1), train)
 
         def d_obj(trees, state, x, key, train):
-            z = self.noise(key, x.shape[0])
+            z = self.noise_like(key, x)
             c = nets(trees, state, key, train)
             fake = c("generator", z)
             real_logits = c("discriminator", x)
@@ -118,7 +125,7 @@ class GAN:
                                     "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))})
 
         def g_obj(trees, state, x, key, train):
-            z = self.noise(key, x.shape[0])
+            z = self.noise_like(key, x)
             c = nets(trees, state, key, train)
             fake_logits = c("discriminator", c("generator", z))
             return generator_loss(fake_logits), (c.state, {})

@@ -9,6 +9,7 @@
   history, the NaN guard's report and the divergence warning in modules of their own;
   :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
+* :mod:`fnn.train.gan`        ``gan_step`` and ``fit_gan``: a GAN trained through ``fit``
 * :mod:`fnn.train.programs`   the one compile cache (programs keyed by the traced
   computation, hyperparameters as runtime inputs) and the persistent compilation cache
 """

@@ -121,6 +121,14 @@ def _select(ok, new, old):
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def step_loss(metrics: dict) -> jax.Array:
+    """The loss a step reports: ``metrics['loss']``, or for a multi-tree step
+    (:func:`fnn.train.multi_step`) the sum of its ``{name}_loss`` metrics."""
+    if "loss" in metrics:
+        return metrics["loss"]
+    return sum(metrics[k] for k in sorted(metrics) if k.endswith("_loss"))
+
+
 def guarded_step(loop: EpochLoop, carry, batch, step_key):
     """One step with key ``fold_in(step_key, ts.step)`` under the loop's NaN guard:
     ``(ts, guard), batch -> ((ts, guard), metrics, ok)``."""
@@ -134,7 +142,7 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     first = (g.bad_step < 0) & ~ok
     g = Guard(jnp.where(first, ts.step, g.bad_step),
               jnp.where(first, jnp.argmin(finite).astype(jnp.int32), g.bad_check),
-              jnp.where(first, metrics["loss"].astype(jnp.float32), g.bad_loss))
+              jnp.where(first, step_loss(metrics).astype(jnp.float32), g.bad_loss))
     return (_select(g.bad_step < 0, new, ts), g), metrics, ok
 
 

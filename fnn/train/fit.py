@@ -56,7 +56,7 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     Args:
       objective: ``(params, state, batch, key, train) -> (loss, (state, metrics))``
         (see :func:`fnn.supervised`); or an engine-form step that holds its own optimizers
-        (:func:`fnn.train.multi_step`'s, e.g. ``GAN.step(d_opt, g_opt)``) with
+        (:func:`fnn.train.multi_step`'s, e.g. ``fnn.train.gan_step(gan, d_opt, g_opt)``) with
         ``optimizer=None``: ``params`` are then its trees ``{name: params}``, the optimizer
         states come from ``step.init(params)``, the metrics are the step's (``{name}_loss``,
         ...); ``validation_data`` and ``early_stopping`` are refused (evaluate in a hook).
@@ -150,9 +150,9 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     engine_step = is_engine_step(objective)
     if engine_step and early_stopping is not None:
         raise ValueError("fit: early_stopping needs an objective's metric names; an "
-                         "engine-form step (multi_step, GAN.step) has none: stop from a hook")
+                         "engine-form step (multi_step, gan_step) has none: stop from a hook")
     if engine_step and precision is not None and get_policy(precision, who="fit").loss_scaling:
-        raise ValueError(f"fit: an engine-form step (multi_step, GAN.step) cannot scale its "
+        raise ValueError(f"fit: an engine-form step (multi_step, gan_step) cannot scale its "
                          f"losses; use a precision policy without loss scaling, got "
                          f"{precision!r}")
     shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
@@ -333,7 +333,7 @@ class FitRun:
         bad_step, check = int(guard.bad_step), int(guard.bad_check)
         spe = self.steps_per_epoch
         epochs_done = (bad_step - self.step) // spe
-        sites = check_sites(ts.params)
+        sites = check_sites(ts.params, self.inputs.losses)
         kind, path = sites[check] if 0 <= check < len(sites) else ("loss", None)
         report = NonFiniteReport(kind, path, bad_step, self.epoch + epochs_done,
                                  (bad_step - self.step) % spe, spe, float(guard.bad_loss))

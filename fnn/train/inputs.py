@@ -30,7 +30,9 @@ class Inputs(NamedTuple):
     ``sizes`` (recorded in checkpoints); ``per_epoch``: host work follows every epoch (a
     stream), so calls run one epoch each; ``place(ts)`` copies a train state to where the
     runner wants it; ``returned(tree)`` puts results back where the user's arrays were;
-    ``example``: the training data (arrays) or a stream's first batch."""
+    ``example``: the training data (arrays) or a stream's first batch; ``losses``: the
+    structure of the step's losses for :func:`fnn.train.step.check_sites` (None: one
+    scalar; an engine-form step's ``{name: 0}``)."""
     runner: Callable
     steps_per_epoch: int
     sizes: dict
@@ -38,6 +40,7 @@ class Inputs(NamedTuple):
     place: Callable
     returned: Callable
     example: Any = None
+    losses: Any = None
 
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
@@ -99,7 +102,8 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example)
+    losses = {name: 0 for name in objective.names} if is_engine_step(objective) else None
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example, losses)
 
 
 def _whole_shards(parallel: DataParallel | None, data):
@@ -150,7 +154,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         return None, None, None
     if is_engine_step(objective):
         raise ValueError("fit: validation_data needs an objective to evaluate; an engine-form "
-                         "step (multi_step, GAN.step) has none: evaluate in a hook instead")
+                         "step (multi_step, gan_step) has none: evaluate in a hook instead")
     _same_examples(val_data if not is_stream(val_data) else None, example)
     check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
@@ -237,7 +241,7 @@ class FitLoop(NamedTuple):
 
 class StepLoop(NamedTuple):
     """``loop_of(hp)`` of an engine-form ``step`` (:func:`fnn.train.multi_step`'s, e.g.
-    ``GAN.step``): the epoch loop over ``step.configured(hp, precision)`` with the sorted
+    :func:`fnn.train.gan_step`): the epoch loop over ``step.configured(hp, precision)`` with the sorted
     keyword ``options`` of :func:`prepare`; hashable (the step by identity). The compile
     cache fingerprints the whole configured step."""
     step: Callable

@@ -19,7 +19,7 @@ __all__ = ["multi_step", "is_engine_step"]
 def is_engine_step(obj) -> bool:
     """Whether ``obj`` is a step in the engine's form that ``fit`` trains in place of an
     objective and optimizer: it has ``configured``, ``init`` and ``hyperparameters``
-    (:func:`multi_step`'s step, ``GAN.step``)."""
+    (:func:`multi_step`'s step, :func:`fnn.train.gan_step`)."""
     return all(callable(getattr(obj, name, None))
                for name in ("configured", "init", "hyperparameters"))
 
