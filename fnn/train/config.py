@@ -10,6 +10,7 @@ from fnn.core import Layer
 from fnn.precision import get_policy
 from fnn.train.early_stopping import EarlyStopping, mode_of
 from fnn.train.engine import EPOCH_CHUNK, GUARDS
+from fnn.train.hooks import Hook
 from fnn.train.multi_step import is_engine_step
 
 __all__ = ["FitConfig", "batch_size_for", "check_trainer"]
@@ -121,9 +122,13 @@ class FitConfig:
                              f"{'resume=True' if self.resume else 'checkpoint_dir=None'}")
         if self.keep is not None:
             v.positive_int("fit", "keep", self.keep)
-        callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)
+        single = callable(self.callbacks) or isinstance(self.callbacks, Hook)
+        callbacks = (self.callbacks,) if single else tuple(self.callbacks)
         for callback in callbacks:
-            v.function("fit", "callbacks", callback, "f(epoch, metrics) -> stop?")
+            if not isinstance(callback, Hook):
+                v.function("fit", "callbacks", callback,
+                           "f(epoch, metrics) -> stop?, f(epoch, metrics, state) -> stop? or "
+                           "an fnn.train.hooks.Hook")
         set_("callbacks", callbacks)
         self._check_early_stopping()
         if self.step_metrics and (self.validation or self.early_stopping is not None):
@@ -153,13 +158,14 @@ class FitConfig:
             return "skip"
         return self.on_nonfinite
 
-    def calls_from(self, epoch: int, streaming: bool) -> int:
+    def calls_from(self, epoch: int, every_epoch: bool) -> int:
         """How many epochs the next compiled call runs, starting at ``epoch``: all of them,
-        ~1/50 with a progress display, 1 when callbacks, early stopping or a stream need every
-        epoch, or every step's metrics are kept; never past a due checkpoint, nor more than the engine's ``EPOCH_CHUNK``."""
+        ~1/50 with a progress display, 1 when a hook or the input needs every epoch
+        (``every_epoch``: callbacks, early stopping, a stream) or every step's metrics are
+        kept; never past a due checkpoint, nor more than the engine's ``EPOCH_CHUNK``."""
         per_call = 1 if self.step_metrics else self.epochs_per_call
         if per_call is None:
-            per_call = (1 if (self.callbacks or self.early_stopping or streaming) else
+            per_call = (1 if every_epoch else
                         max(1, self.epochs // 50) if self.progress else self.epochs)
         count = min(per_call, self.epochs - epoch, EPOCH_CHUNK)
         if self.checkpoint_every is not None:
