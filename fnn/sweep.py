@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
 from fnn.precision import cast_objective, get_policy
-from fnn.sharding import DataParallel, auto_mesh
+from fnn.sharding import SINGLE_DEVICE, DataParallel, SingleDevice, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
 from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
@@ -183,7 +183,7 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
 
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
-    data_parallel = None if placement is None else placement.data_parallel()
+    data_parallel = SINGLE_DEVICE if placement is None else placement.data_parallel()
     evaluated = objective if policy is None else cast_objective(objective, policy)
     guard = None if policy is None or policy.loss_scaling is None else "skip"
 
@@ -218,8 +218,10 @@ class SweepPlacement(NamedTuple):
     run_axis: str
     data_axis: str | None
 
-    def data_parallel(self) -> DataParallel | None:
-        return (None if self.data_axis is None
+    def data_parallel(self) -> DataParallel | SingleDevice:
+        """Each run's batch placement: over ``data_axis``, or :data:`SINGLE_DEVICE` (a 1-D
+        mesh: each run's batch whole on its device)."""
+        return (SINGLE_DEVICE if self.data_axis is None
                 else DataParallel(self.mesh, self.data_axis, self.user_mesh))
 
     def runs_sharding(self, mesh=None) -> NamedSharding:
@@ -231,7 +233,7 @@ class SweepPlacement(NamedTuple):
         runs = self.runs_sharding()
         replicated = DataParallel(self.mesh, self.run_axis, self.user_mesh).replicated
         dp = self.data_parallel()
-        shard = (lambda t: replicated(t)) if dp is None else (
+        shard = (lambda t: replicated(t)) if self.data_axis is None else (
             lambda t: dp.data(t) if num_examples("sweep", t) % dp.size == 0 else replicated(t))
         hp = {k: jax.device_put(v, runs) if axis == 0 else v
               for (k, axis), v in zip(hp_axes, hp.values())}
@@ -261,11 +263,10 @@ def _placement(mesh, run_axis: str, data_axis: str, n_runs: int, batch_size: int
     placement = SweepPlacement(auto_mesh(mesh), mesh, run_axis,
                                data_axis if data_axis in mesh.axis_names else None)
     dp = placement.data_parallel()
-    if dp is not None:
-        dp.check_batch("sweep", batch_size)
-        if n % dp.size:
-            raise ValueError(f"sweep: the data's {n} examples do not divide by the {dp.size} "
-                             f"devices of mesh axis {data_axis!r}; drop or pad examples")
+    dp.check_batch("sweep", batch_size)
+    if n % dp.size:
+        raise ValueError(f"sweep: the data's {n} examples do not divide by the {dp.size} "
+                         f"devices of mesh axis {data_axis!r}; drop or pad examples")
     return placement
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from fnn._cpu_grad import target_platform
 from fnn.precision import cast_objective
-from fnn.sharding import DataParallel, data_parallel
+from fnn.sharding import DataParallel, SingleDevice, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.multi_step import is_engine_step
@@ -86,15 +86,12 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
             ("platform", target_platform(None if streaming else data))))
         hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
-    place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
-    returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
         runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
                              evaluate_validation=evaluate_validation)
         sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
     else:
-        chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
-                                                                           batch_dim=1)
+        chunk = functools.partial(parallel.data, batch_dim=1)
         runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
                               val_arrays, keys, place=chunk,
                               evaluate_validation=evaluate_validation,
@@ -103,15 +100,16 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
     losses = {name: 0 for name in objective.names} if is_engine_step(objective) else None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example, losses)
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, parallel.replicated,
+                  parallel.returned, example, losses)
 
 
-def _whole_shards(parallel: DataParallel | None, data):
+def _whole_shards(parallel: DataParallel | SingleDevice, data):
     """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
     warning (as a single-device epoch drops its last partial batch), so every device holds
     an equal shard; host data only (a global array is already split)."""
     n = num_examples("fit", data)
-    rest = n % parallel.size if parallel is not None else 0
+    rest = n % parallel.size
     if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
                        for a in jax.tree.leaves(data)):
         return data, n
@@ -121,9 +119,7 @@ def _whole_shards(parallel: DataParallel | None, data):
     return jax.tree.map(lambda a: a[: n - rest], data), n - rest
 
 
-def _placed(parallel: DataParallel | None, data):
-    if parallel is None:
-        return jax.tree.map(jnp.asarray, data)
+def _placed(parallel: DataParallel | SingleDevice, data):
     n = num_examples("fit", data)
     if n % parallel.size:
         raise ValueError(f"fit: the data's {n} examples do not divide by the {parallel.size} "
@@ -131,15 +127,13 @@ def _placed(parallel: DataParallel | None, data):
     return parallel.data(data)
 
 
-def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_size) -> int:
+def _shuffle_blocks(config: FitConfig, parallel: DataParallel | SingleDevice, n,
+                    batch_size) -> int:
     """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
     (else 1). Any B gives the same order on any device count (a B other than the shards
     costs some communication), which is how a resume keeps a checkpoint's order."""
-    blocks = config.shuffle_blocks
-    if parallel is not None:
-        parallel.check_batch("fit", batch_size)
-        blocks = blocks or parallel.size
-    blocks = blocks or 1
+    parallel.check_batch("fit", batch_size)
+    blocks = config.shuffle_blocks or parallel.size
     if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
         raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
                          f"batch size ({batch_size}) to divide by {blocks}")
@@ -169,9 +163,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
     n_val = num_examples("fit(validation_data)", val_data)
     if config.check_finite_inputs:
         finite_data("fit(validation_data)", val_data)
-    if parallel is None:
-        val = jax.tree.map(jnp.asarray, val_data)
-    elif n_val % parallel.size == 0:
+    if n_val % parallel.size == 0:
         val = parallel.data(val_data)
     else:
         val = parallel.replicated(val_data)
