@@ -221,3 +221,17 @@ def test_summary_shows_each_layers_sharding():
     rows = {row[0]: row[-1] for row in table.rows}
     assert rows["dense_0"] == "P() on {'data': 4}" and rows["relu_0"] == ""
     assert rows["dense_1"] == "P() on {'data': 2}; P('data', None) on {'data': 2}"
+
+
+def test_single_device_is_the_null_placement_with_data_parallels_methods():
+    from fnn.sharding import SINGLE_DEVICE, data_parallel
+    x = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    assert data_parallel("fit", {"x": x}, {}) is SINGLE_DEVICE and SINGLE_DEVICE.size == 1
+    placed = SINGLE_DEVICE.data({"x": x})
+    assert isinstance(placed["x"], jax.Array) and placed["x"].dtype == jnp.float32
+    copy = SINGLE_DEVICE.replicated(placed)
+    assert copy["x"] is not placed["x"]
+    np.testing.assert_array_equal(copy["x"], x)
+    assert SINGLE_DEVICE.returned(placed) is placed and SINGLE_DEVICE.constrain(x) is x
+    assert SINGLE_DEVICE.jit_options() == {}
+    SINGLE_DEVICE.check_batch("fit", 7)    # any batch divides over one device

@@ -10,6 +10,8 @@
   :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
 * :mod:`fnn.train.gan`        ``gan_step`` and ``fit_gan``: a GAN trained through ``fit``
+* :mod:`fnn.train.hooks`      what ``fit`` runs between compiled calls (progress, early
+  stopping, checkpoints, callbacks are hooks; a hook reads the train state)
 * :mod:`fnn.train.programs`   the one compile cache (programs keyed by the traced
   computation, hyperparameters as runtime inputs) and the persistent compilation cache
 """
