@@ -8,6 +8,7 @@ import time
 from typing import Callable, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fnn.train.fit import fit
@@ -84,7 +85,8 @@ def fit_gan(gan, trees, d_optimizer, g_optimizer, data, *, epochs: int, batch_si
     ``snapshot_epochs`` (epoch 0: before training), by a hook reading the train state.
     ``fit_options`` go to ``fnn.fit`` (``checkpoint_dir``, ``resume``, ``on_nonfinite``,
     ``mesh``, ``precision``, ``progress``, ``callbacks``, ...)."""
-    n = len(data)
+    data = jnp.asarray(data)   # arrays in memory (a list would read as a stream of batches)
+    n = data.shape[0]
     batch_size = integer("fit_gan", "batch_size", batch_size, low=1, high=n)
     epochs = positive_int("fit_gan", "epochs", epochs)
     base = jax.random.key(nonnegative_int("fit_gan", "seed", seed))
