@@ -233,3 +233,12 @@ def test_the_gan_through_fit_has_the_nan_guard_and_refuses_what_it_cannot_do():
     assert half.params["generator"]["dense_0"]["w"].dtype == jnp.float32
     assert half.history["generator_loss"].dtype == np.float32
     assert np.all(np.isfinite(half.history["generator_loss"]))
+
+
+def test_the_moved_names_say_where_they_went():
+    gan, _, _ = _points_gan()
+    with pytest.raises(TypeError, match="fnn.train.gan_step"):
+        gan.step(fnn.optim.sgd(0.1), fnn.optim.sgd(0.1))
+    with pytest.raises(AttributeError, match="fnn.train.fit_gan"):
+        fnn.models.fit_gan
+    assert not hasattr(fnn.models, "GANRun") and hasattr(fnn.train, "GANRun")

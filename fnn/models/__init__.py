@@ -19,3 +19,14 @@ __all__ += ["Autoencoder", "AutoencoderLayer", "dense_autoencoder", "conv_autoen
             "reparameterize", "vae_objective",
             "GAN", "dense_generator", "conv_generator", "dense_discriminator",
             "discriminator_loss", "generator_loss"]
+
+
+MOVED = {"fit_gan": "fnn.train.fit_gan", "GANRun": "fnn.train.GANRun"}
+
+
+def __getattr__(name: str):
+    """A name that moved to fnn.train (a model never imports train) says where it went."""
+    if name in MOVED:
+        raise AttributeError(f"fnn.models.{name} moved to {MOVED[name]} (training a model is "
+                             f"fnn.train's job): use {MOVED[name]}")
+    raise AttributeError(f"module 'fnn.models' has no attribute {name!r}")

@@ -132,6 +132,13 @@ class GAN:
 
         return {"discriminator": d_obj, "generator": g_obj}
 
+    def step(self, *args, **kwargs):
+        """Moved: the two-tree step is ``fnn.train.gan_step(gan, d_optimizer, g_optimizer)``
+        (a model never imports ``fnn.train``)."""
+        raise TypeError("GAN.step: the GAN's step moved to fnn.train.gan_step(gan, d_optimizer, "
+                        "g_optimizer, order=...); train it with fnn.fit(step, trees, None, "
+                        "data, ...) or fnn.train.fit_gan")
+
 
 
 def dense_generator(latent_dim: int, output_dim: int, hidden: Sequence[int] = (128, 256), *,
