@@ -235,3 +235,16 @@ def test_single_device_is_the_null_placement_with_data_parallels_methods():
     assert SINGLE_DEVICE.returned(placed) is placed and SINGLE_DEVICE.constrain(x) is x
     assert SINGLE_DEVICE.jit_options() == {}
     SINGLE_DEVICE.check_batch("fit", 7)    # any batch divides over one device
+
+
+def test_a_gan_trains_through_fit_on_4_devices_as_on_one_with_4_shuffle_blocks():
+    gan = fnn.models.GAN(fnn.models.dense_generator(4, 2, hidden=(16,), output_activation=None),
+                         fnn.models.dense_discriminator(hidden=(16,)), latent_dim=4)
+    trees, _ = gan.init(jax.random.key(8), (2,))
+    data = np.random.RandomState(8).randn(64, 2).astype(np.float32)
+    step = fnn.train.gan_step(gan, fnn.optim.adam(2e-3), fnn.optim.adam(2e-3))
+    kw = dict(epochs=3, batch_size=16, seed=1, progress=False)
+    one = fnn.fit(step, trees, None, data, shuffle_blocks=4, **kw)
+    many = fnn.fit(step, trees, None, data, mesh=mesh(4), **kw)
+    assert many.params["generator"]["dense_0"]["w"].sharding.mesh.shape["data"] == 4
+    same_run(one, many, np.float32)
