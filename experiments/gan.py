@@ -17,7 +17,8 @@ import fnn
 from experiments.autoencoder import image_grid
 from fnn import plot
 from fnn.data import load_digits
-from fnn.models.gan import GAN, conv_generator, dense_discriminator, dense_generator, fit_gan
+from fnn.models.gan import GAN, conv_generator, dense_discriminator, dense_generator
+from fnn.train.gan import fit_gan
 
 DESCRIPTION = ("GAN on digits: sample grids over training, D/G losses, sample quality by an fnn "
                "classifier (mean max-probability, class-histogram entropy)")

@@ -23,10 +23,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-__all__ = ["DataParallel", "data_parallel", "shard_data", "replicate", "auto_mesh",
+__all__ = ["DataParallel", "SingleDevice", "SINGLE_DEVICE", "data_parallel", "shard_data", "replicate", "auto_mesh",
            "is_primary", "mesh_of", "initialize", "HEARTBEAT_TIMEOUT_S"]
 
 # How long a lost process may stay silent before JAX's coordination service declares it dead
@@ -129,6 +130,14 @@ class DataParallel(NamedTuple):
             return jax.device_put(a, NamedSharding(self.user_mesh, a.sharding.spec))
         return jax.tree.map(back, tree)
 
+    def constrain(self, batch):
+        """``batch`` (inside a traced program) constrained to the batch axis over the mesh."""
+        return jax.lax.with_sharding_constraint(batch, self.sharding())
+
+    def jit_options(self) -> dict:
+        """``jax.jit`` options of a training program: its outputs replicated."""
+        return {"out_shardings": self.replicated_sharding()}
+
     def check_batch(self, who: str, batch_size: int, what: str = "the global batch") -> None:
         if batch_size % self.size:
             lo = batch_size // self.size * self.size
@@ -136,6 +145,40 @@ class DataParallel(NamedTuple):
                              f"devices of mesh axis {self.axis!r}; use a batch size that is a "
                              f"multiple of {self.size} (e.g. {lo or self.size} or "
                              f"{lo + self.size})")
+
+
+class SingleDevice(NamedTuple):
+    """The null placement: one device, no mesh (what :func:`data_parallel` gives without a
+    mesh). It has :class:`DataParallel`'s methods, each the plain single-device case: one
+    shard, arrays put on the default device, a replicated copy is a copy, nothing to
+    constrain or check."""
+
+    @property
+    def size(self) -> int:
+        return 1
+
+    def data(self, tree, batch_dim: int = 0):
+        """The arrays of ``tree`` on the default device (``jnp.asarray``)."""
+        return jax.tree.map(jnp.asarray, tree)
+
+    def replicated(self, tree, mesh: Mesh | None = None):
+        """A fresh device copy of ``tree`` (so donating it never deletes the caller's arrays)."""
+        return jax.tree.map(jnp.array, tree)
+
+    def returned(self, tree):
+        return tree
+
+    def constrain(self, batch):
+        return batch
+
+    def jit_options(self) -> dict:
+        return {}
+
+    def check_batch(self, who: str, batch_size: int, what: str = "the global batch") -> None:
+        """Any batch size divides over one device."""
+
+
+SINGLE_DEVICE = SingleDevice()
 
 
 def _place(a, sharding: NamedSharding):
@@ -148,14 +191,14 @@ def _place(a, sharding: NamedSharding):
 
 
 def data_parallel(who: str, data, params, *, mesh: Mesh | None = None,
-                  axis: str = "data") -> DataParallel | None:
+                  axis: str = "data") -> DataParallel | SingleDevice:
     """The data-parallel placement for training ``params`` on ``data``: over ``mesh`` if
-    given, else over the mesh ``data`` is sharded on (None: no mesh, one device). Checks that
+    given, else over the mesh ``data`` is sharded on (:data:`SINGLE_DEVICE`: no mesh). Checks that
     the mesh has ``axis`` and that committed params do not sit on another mesh."""
     if mesh is None:
         mesh = mesh_of(data)
         if mesh is None:
-            return None
+            return SINGLE_DEVICE
     if not isinstance(mesh, Mesh):
         raise TypeError(f"{who}: mesh must be a jax.sharding.Mesh (e.g. jax.make_mesh((4,), "
                         f"('data',))), got {type(mesh).__name__}")

@@ -30,7 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
 from fnn.precision import cast_objective, get_policy
-from fnn.sharding import DataParallel, auto_mesh
+from fnn.sharding import SINGLE_DEVICE, DataParallel, SingleDevice, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
 from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
@@ -148,6 +148,32 @@ def _probe_matmuls(objective, leaves: tuple, treedef, platform: str, policy) -> 
         return False
 
 
+class OneDeviceSweep(NamedTuple):
+    """The null sweep placement (no mesh): every run on the default device, the arguments as
+    they are, no vmap or jit options; runs may share an unbatched seed or hyperparameter
+    (``shards_runs`` is False)."""
+    data_axis = None
+    shards_runs = False
+
+    def data_parallel(self) -> SingleDevice:
+        return SINGLE_DEVICE
+
+    def vmap_options(self) -> dict:
+        return {}
+
+    def jit_options(self) -> dict:
+        return {}
+
+    def place(self, seeds, hp, hp_axes, params0, model_state, data, val_data):
+        return seeds, hp, params0, model_state, data, val_data
+
+    def returned(self, tree):
+        return tree
+
+
+ONE_DEVICE = OneDeviceSweep()
+
+
 def _sweep_program(args: tuple, *options) -> Callable:
     """:func:`_sweep_runner` of ``options`` from the compile cache
     (:mod:`fnn.train.programs`), keyed by the fingerprint of the vmapped run traced on
@@ -166,7 +192,7 @@ def _sweep_program(args: tuple, *options) -> Callable:
 
 def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
                   val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
-                  seed_axis, hp_axes: tuple, placement=None, shuffle_blocks: int = 1,
+                  seed_axis, hp_axes: tuple, placement=ONE_DEVICE, shuffle_blocks: int = 1,
                   grad_options: tuple = (), policy=None):
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
     (ts[N], metrics{[N, epochs]})`` (taken from the compile cache by :func:`_sweep_program`,
@@ -183,7 +209,7 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
 
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
-    data_parallel = None if placement is None else placement.data_parallel()
+    data_parallel = placement.data_parallel()
     evaluated = objective if policy is None else cast_objective(objective, policy)
     guard = None if policy is None or policy.loss_scaling is None else "skip"
 
@@ -202,24 +228,30 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
         return ts, metrics
 
     in_axes = (seed_axis, dict(hp_axes), None, None, None, None)
-    if placement is None:
-        return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=n_runs))
     return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=n_runs,
-                            spmd_axis_name=placement.run_axis),
-                   out_shardings=placement.runs_sharding())
+                            **placement.vmap_options()), **placement.jit_options())
 
 
 class SweepPlacement(NamedTuple):
     """A sweep spread over a mesh: the run axis over ``run_axis`` and, if ``data_axis`` is
     set (a 2-D mesh), each run's batch over it. ``mesh`` is the ``Auto`` twin of the user's
-    ``user_mesh``."""
+    ``user_mesh``. Its null twin is :data:`ONE_DEVICE` (:class:`OneDeviceSweep`)."""
     mesh: Any
     user_mesh: Any
     run_axis: str
     data_axis: str | None
+    shards_runs = True   # every seed and hyperparameter is passed per run, split over the mesh
 
-    def data_parallel(self) -> DataParallel | None:
-        return (None if self.data_axis is None
+    def vmap_options(self) -> dict:
+        return {"spmd_axis_name": self.run_axis}
+
+    def jit_options(self) -> dict:
+        return {"out_shardings": self.runs_sharding()}
+
+    def data_parallel(self) -> DataParallel | SingleDevice:
+        """Each run's batch placement: over ``data_axis``, or :data:`SINGLE_DEVICE` (a 1-D
+        mesh: each run's batch whole on its device)."""
+        return (SINGLE_DEVICE if self.data_axis is None
                 else DataParallel(self.mesh, self.data_axis, self.user_mesh))
 
     def runs_sharding(self, mesh=None) -> NamedSharding:
@@ -231,7 +263,7 @@ class SweepPlacement(NamedTuple):
         runs = self.runs_sharding()
         replicated = DataParallel(self.mesh, self.run_axis, self.user_mesh).replicated
         dp = self.data_parallel()
-        shard = (lambda t: replicated(t)) if dp is None else (
+        shard = (lambda t: replicated(t)) if self.data_axis is None else (
             lambda t: dp.data(t) if num_examples("sweep", t) % dp.size == 0 else replicated(t))
         hp = {k: jax.device_put(v, runs) if axis == 0 else v
               for (k, axis), v in zip(hp_axes, hp.values())}
@@ -245,9 +277,10 @@ class SweepPlacement(NamedTuple):
 
 
 def _placement(mesh, run_axis: str, data_axis: str, n_runs: int, batch_size: int, n: int):
-    """The sweep's :class:`SweepPlacement` on ``mesh`` (None without one), checked."""
+    """The sweep's :class:`SweepPlacement` on ``mesh`` (:data:`ONE_DEVICE` without one),
+    checked."""
     if mesh is None:
-        return None
+        return ONE_DEVICE
     if not isinstance(mesh, Mesh):
         raise TypeError(f"sweep: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     if run_axis not in mesh.axis_names:
@@ -261,11 +294,10 @@ def _placement(mesh, run_axis: str, data_axis: str, n_runs: int, batch_size: int
     placement = SweepPlacement(auto_mesh(mesh), mesh, run_axis,
                                data_axis if data_axis in mesh.axis_names else None)
     dp = placement.data_parallel()
-    if dp is not None:
-        dp.check_batch("sweep", batch_size)
-        if n % dp.size:
-            raise ValueError(f"sweep: the data's {n} examples do not divide by the {dp.size} "
-                             f"devices of mesh axis {data_axis!r}; drop or pad examples")
+    dp.check_batch("sweep", batch_size)
+    if n % dp.size:
+        raise ValueError(f"sweep: the data's {n} examples do not divide by the {dp.size} "
+                         f"devices of mesh axis {data_axis!r}; drop or pad examples")
     return placement
 
 
@@ -345,10 +377,10 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
             check_data(p0, model_state, validation_data, "sweep(validation_data)")
 
     placement = _placement(mesh, run_axis, data_axis, n_runs, batch_size, n)
-    blocks = (placement.data_parallel().size if placement is not None and placement.data_axis
+    blocks = (placement.data_parallel().size if placement.data_axis
               else shuffle_blocks or 1)
     blocks = blocks if batch_size < n else 1
-    shared = lambda a: placement is None and bool(np.all(a == a[0]))  # sharded: all per run
+    shared = lambda a: not placement.shards_runs and bool(np.all(a == a[0]))
     seed_axis = None if shared(seeds_arr) else 0
     hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
     platform = target_platform(data)
@@ -362,14 +394,12 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
             {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
             None if init_is_fn else init, model_state, data, validation_data)
-    if placement is not None:
-        args = placement.place(*args[:1], args[1], hp_axes, *args[2:])
+    args = placement.place(*args[:1], args[1], hp_axes, *args[2:])
     run = _sweep_program(args, objective, init if init_is_fn else None, make_optimizer, n_runs,
                          n, batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
                          hp_axes, placement, blocks, grad_options, policy)
     ts, metrics = run(*args)
-    if placement is not None:
-        ts = placement.returned(ts)
+    ts = placement.returned(ts)
     history = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
     return SweepResult(ts.params, ts.model_state, ts.opt_state, history, seeds_arr,
                        {k: np.asarray(a) for k, a in hp.items()})

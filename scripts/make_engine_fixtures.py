@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from fnn.models.gan import GAN, dense_discriminator, dense_generator, fit_gan
+from fnn.models.gan import GAN, dense_discriminator, dense_generator
+from fnn.train.gan import fit_gan
 
 # The suite's settings (tests/conftest.py): the trajectories are recorded as the test runs them.
 jax.config.update("jax_num_cpu_devices", 4)

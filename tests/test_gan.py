@@ -8,8 +8,8 @@ import pytest
 
 import fnn
 from fnn.models.gan import (GAN, conv_generator, dense_discriminator, dense_generator,
-                            discriminator_loss, fit_gan, generator_loss)
-from fnn.train import multi_step
+                            discriminator_loss, generator_loss)
+from fnn.train import fit_gan, gan_step, multi_step
 
 
 def _gan(conv=False):
@@ -34,7 +34,7 @@ def test_step_changes_both_trees_and_zero_lr_freezes_one():
     trees, _ = gan.init(jax.random.key(0), (8,))
     x = jax.random.uniform(jax.random.key(1), (16, 8))
     key = jax.random.key(2)
-    both = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
+    both = gan_step(gan, fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
     new, _, metrics = jax.jit(both)(trees, both.init(trees), x, key)
     for name in ("generator", "discriminator"):
         assert all(bool(jnp.any(a != b)) for a, b in
@@ -42,7 +42,7 @@ def test_step_changes_both_trees_and_zero_lr_freezes_one():
     assert set(metrics) == {"discriminator_loss", "generator_loss", "discriminator_d_real",
                             "discriminator_d_fake"}
     # a zero learning rate for one optimizer (here optax's) freezes its tree alone
-    step = gan.step(optax.sgd(0.0), fnn.optim.adam(1e-2))
+    step = gan_step(gan, optax.sgd(0.0), fnn.optim.adam(1e-2))
     new, _, _ = jax.jit(step)(trees, step.init(trees), x, key)
     chex.assert_trees_all_equal(new["discriminator"], trees["discriminator"])
     assert all(bool(jnp.any(a != b)) for a, b in
@@ -133,7 +133,7 @@ def test_a_batchnorm_discriminator_trains_with_its_state_threaded():
     gan = GAN(dense_generator(4, 8, (16,)), disc, 4)
     trees, state = gan.init(jax.random.key(0), (8,))
     assert set(state) == {"discriminator"}
-    step = gan.step(fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
+    step = gan_step(gan, fnn.optim.adam(1e-2), fnn.optim.adam(1e-2))
     data = jax.random.uniform(jax.random.key(1), (8, 16, 8))
 
     @jax.jit
@@ -157,3 +157,88 @@ def test_a_batchnorm_discriminator_trains_with_its_state_threaded():
     x = data[0]
     assert float(d_obj(new_trees, new_state, x, jax.random.key(3), False)[0]) != float(
         d_obj(new_trees, state, x, jax.random.key(3), False)[0])
+
+
+def _points_gan():
+    gan = GAN(dense_generator(4, 2, hidden=(16,), output_activation=None),
+              dense_discriminator(hidden=(16,)), latent_dim=4)
+    trees, _ = gan.init(jax.random.key(8), (2,))
+    data = np.random.RandomState(8).randn(64, 2).astype(np.float32)
+    return gan, trees, data
+
+
+def test_fit_trains_the_gan_step_as_fit_gan_does_with_a_hook_reading_the_state():
+    gan, trees, data = _points_gan()
+    opt = fnn.optim.adam(2e-3, b1=0.5)
+    step = gan_step(gan, opt, opt)
+    z = gan.noise(jax.random.key(5), 3)
+    samples = {}
+
+    def save_samples(epoch, metrics, state):   # a hook that reads the train state
+        if (epoch + 1) % 2 == 0:
+            samples[epoch + 1] = np.asarray(gan.generate(state.params["generator"], z))
+
+    res = fnn.fit(step, trees, None, data, epochs=4, batch_size=16, seed=9, progress=False,
+                  callbacks=[save_samples])
+    run = fit_gan(gan, trees, opt, opt, data, epochs=4, batch_size=16, seed=9)
+    chex.assert_trees_all_equal(res.params, run.trees)   # the same program, bit for bit
+    chex.assert_trees_all_equal(res.opt_state, run.opt_states)
+    assert sorted(samples) == [2, 4] and samples[4].shape == (3, 2)
+    np.testing.assert_array_equal(samples[4], gan.generate(run.trees["generator"], z))
+    assert res.history["generator_loss"].shape == (4,) and run.history["generator_loss"].shape == (16,)
+    np.testing.assert_allclose(res.history["discriminator_loss"],
+                               run.history["discriminator_loss"].reshape(4, 4).mean(1), rtol=1e-5)
+
+
+def test_the_gan_through_fit_resumes_bit_identically(tmp_path):
+    gan, trees, data = _points_gan()
+    step = gan_step(gan, fnn.optim.adam(2e-3), fnn.optim.sgd(0.05, momentum=0.9))
+    args = dict(batch_size=16, seed=2, progress=False)
+    whole = fnn.fit(step, trees, None, data, epochs=4, **args)
+    fnn.fit(step, trees, None, data, epochs=2, checkpoint_dir=tmp_path, **args)
+    resumed = fnn.fit(step, trees, None, data, epochs=4, checkpoint_dir=tmp_path, resume=True,
+                      **args)
+    chex.assert_trees_all_equal((whole.params, whole.opt_state),
+                                (resumed.params, resumed.opt_state))
+    np.testing.assert_array_equal(whole.history["generator_loss"],
+                                  resumed.history["generator_loss"])
+
+
+def test_the_gan_through_fit_has_the_nan_guard_and_refuses_what_it_cannot_do():
+    gan, trees, data = _points_gan()
+    step = gan_step(gan, fnn.optim.adam(1e-3), fnn.optim.adam(1e-3))
+    bad = data.copy()
+    bad[5] = np.nan
+    with pytest.raises(fnn.NonFiniteError) as err:
+        fnn.fit(step, trees, None, bad, epochs=2, batch_size=16, progress=False,
+                on_nonfinite="raise")
+    assert err.value.report.step < 4   # the first epoch's batch holding example 5
+    chex.assert_trees_all_equal(err.value.params["generator"], trees["generator"]) if \
+        err.value.report.step == 0 else None
+    skipped = fnn.fit(step, trees, None, bad, epochs=2, batch_size=16, progress=False,
+                      on_nonfinite="skip")
+    assert skipped.history["skipped"].tolist() == [1, 1]
+    assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(skipped.params))
+    with pytest.raises(ValueError, match="optimizer=None"):
+        fnn.fit(step, trees, fnn.optim.sgd(0.1), data, epochs=1)
+    with pytest.raises(ValueError, match="validation_data"):
+        fnn.fit(step, trees, None, data, epochs=1, validation_data=data[:8], progress=False)
+    with pytest.raises(ValueError, match="early_stopping"):
+        fnn.fit(step, trees, None, data, epochs=1,
+                early_stopping=fnn.EarlyStopping("generator_loss"))
+    with pytest.raises(ValueError, match="loss scaling"):
+        fnn.fit(step, trees, None, data, epochs=1, precision="compute=float16")
+    half = fnn.fit(step, trees, None, data, epochs=1, batch_size=16, progress=False,
+                   precision="compute=bfloat16")   # losses computed in bfloat16
+    assert half.params["generator"]["dense_0"]["w"].dtype == jnp.float32
+    assert half.history["generator_loss"].dtype == np.float32
+    assert np.all(np.isfinite(half.history["generator_loss"]))
+
+
+def test_the_moved_names_say_where_they_went():
+    gan, _, _ = _points_gan()
+    with pytest.raises(TypeError, match="fnn.train.gan_step"):
+        gan.step(fnn.optim.sgd(0.1), fnn.optim.sgd(0.1))
+    with pytest.raises(AttributeError, match="fnn.train.fit_gan"):
+        fnn.models.fit_gan
+    assert not hasattr(fnn.models, "GANRun") and hasattr(fnn.train, "GANRun")

@@ -25,8 +25,7 @@ UPWARD = [
 ]
 OPTIM_MAY_USE = ("fnn.optim", "fnn.validation", "fnn._names")   # optim: nothing else of fnn
 # Known upward arrows, each with the work that removes it.
-KNOWN = {("fnn.models.gan", "fnn.train"): "fit_gan trains a GAN on the engine; #23 leaves it "
-                                          "to the engine branch, which folds it into train/"}
+KNOWN: dict = {}   # (importer, target) exceptions to the direction: none
 
 
 def module_name(path: Path) -> str:

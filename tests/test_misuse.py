@@ -42,7 +42,7 @@ def bn_gan_step_without_state():
     gan = GAN(dense_generator(2, 2, (4,), output_activation=None),
               fnn.serial(fnn.Dense(4), fnn.BatchNorm(), fnn.relu, fnn.Dense(1)), 2)
     trees, _ = gan.init(KEY, (2,))
-    step = gan.step(fnn.optim.sgd(0.1), fnn.optim.sgd(0.1))
+    step = fnn.train.gan_step(gan, fnn.optim.sgd(0.1), fnn.optim.sgd(0.1))
     return step(trees, step.init(trees), X, KEY)          # state=... forgotten
 
 

@@ -221,3 +221,30 @@ def test_summary_shows_each_layers_sharding():
     rows = {row[0]: row[-1] for row in table.rows}
     assert rows["dense_0"] == "P() on {'data': 4}" and rows["relu_0"] == ""
     assert rows["dense_1"] == "P() on {'data': 2}; P('data', None) on {'data': 2}"
+
+
+def test_single_device_is_the_null_placement_with_data_parallels_methods():
+    from fnn.sharding import SINGLE_DEVICE, data_parallel
+    x = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    assert data_parallel("fit", {"x": x}, {}) is SINGLE_DEVICE and SINGLE_DEVICE.size == 1
+    placed = SINGLE_DEVICE.data({"x": x})
+    assert isinstance(placed["x"], jax.Array) and placed["x"].dtype == jnp.float32
+    copy = SINGLE_DEVICE.replicated(placed)
+    assert copy["x"] is not placed["x"]
+    np.testing.assert_array_equal(copy["x"], x)
+    assert SINGLE_DEVICE.returned(placed) is placed and SINGLE_DEVICE.constrain(x) is x
+    assert SINGLE_DEVICE.jit_options() == {}
+    SINGLE_DEVICE.check_batch("fit", 7)    # any batch divides over one device
+
+
+def test_a_gan_trains_through_fit_on_4_devices_as_on_one_with_4_shuffle_blocks():
+    gan = fnn.models.GAN(fnn.models.dense_generator(4, 2, hidden=(16,), output_activation=None),
+                         fnn.models.dense_discriminator(hidden=(16,)), latent_dim=4)
+    trees, _ = gan.init(jax.random.key(8), (2,))
+    data = np.random.RandomState(8).randn(64, 2).astype(np.float32)
+    step = fnn.train.gan_step(gan, fnn.optim.adam(2e-3), fnn.optim.adam(2e-3))
+    kw = dict(epochs=3, batch_size=16, seed=1, progress=False)
+    one = fnn.fit(step, trees, None, data, shuffle_blocks=4, **kw)
+    many = fnn.fit(step, trees, None, data, mesh=mesh(4), **kw)
+    assert many.params["generator"]["dense_0"]["w"].sharding.mesh.shape["data"] == 4
+    same_run(one, many, np.float32)

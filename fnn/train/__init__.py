@@ -9,6 +9,9 @@
   history, the NaN guard's report and the divergence warning in modules of their own;
   :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``
 * :mod:`fnn.train.multi_step` several trees with their own losses and optimizers
+* :mod:`fnn.train.gan`        ``gan_step`` and ``fit_gan``: a GAN trained through ``fit``
+* :mod:`fnn.train.hooks`      what ``fit`` runs between compiled calls (progress, early
+  stopping, checkpoints, callbacks are hooks; a hook reads the train state)
 * :mod:`fnn.train.programs`   the one compile cache (programs keyed by the traced
   computation, hyperparameters as runtime inputs) and the persistent compilation cache
 """
@@ -18,11 +21,13 @@ from fnn.train.early_stopping import EarlyStop, EarlyStopping
 from fnn.train.evaluate import evaluate
 from fnn.train.fit import FitResult, fit
 from fnn.train.multi_step import multi_step
+from fnn.train.gan import GANRun, fit_gan, gan_step
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.objective import Objective, supervised
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
-           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective"]
+           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective",
+           "gan_step", "fit_gan", "GANRun"]
 
 use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)

@@ -18,9 +18,10 @@ import jax
 
 from fnn import checkpoint as ckpt
 from fnn.train.history import History
+from fnn.train.hooks import Hook
 from fnn.train.step import TrainState
 
-__all__ = ["FitCheckpoints", "ResumePoint", "RESUME_KEYS", "fit_checkpoints", "recorded_layout",
+__all__ = ["FitCheckpoints", "CheckpointHook", "ResumePoint", "RESUME_KEYS", "fit_checkpoints", "recorded_layout",
            "resumed_shuffle_blocks"]
 
 # fit arguments a resumed run must share with the run that wrote the checkpoint
@@ -209,3 +210,17 @@ def recorded_layout(directory) -> dict:
             return {"shuffle_blocks": int(meta["shuffle_blocks"])}
         return {}
     return {}
+
+
+class CheckpointHook(Hook):
+    """fit's periodic checkpoint as a hook: after a call that ends at a multiple of
+    ``checkpoint_every`` epochs, at the last epoch or when the run stops, ``run.save(...)``
+    (the run's final, interrupt and NaN-guard checkpoints are the run's own). Reads no rows."""
+
+    def __init__(self, every: int | None, epochs: int):
+        self.every, self.epochs = every, epochs
+
+    def after_epochs(self, run, metrics: dict, rows: list) -> None:
+        done = run.epoch >= self.epochs
+        if (self.every is not None and run.epoch % self.every == 0) or done or run.stop:
+            run.save(finished=done or run.stop, stopped=run.stop, reason="periodic")

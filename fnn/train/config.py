@@ -10,6 +10,8 @@ from fnn.core import Layer
 from fnn.precision import get_policy
 from fnn.train.early_stopping import EarlyStopping, mode_of
 from fnn.train.engine import EPOCH_CHUNK, GUARDS
+from fnn.train.hooks import Hook
+from fnn.train.multi_step import is_engine_step
 
 __all__ = ["FitConfig", "batch_size_for", "check_trainer"]
 
@@ -18,7 +20,14 @@ OBJECTIVE = "(params, state, batch, key, train) -> (loss, (state, metrics)), e.g
 
 def check_trainer(who: str, objective, optimizer) -> None:
     """``objective`` is an objective (not a bare network) and ``optimizer`` (unless None) has
-    init/update."""
+    init/update; or ``objective`` is an engine-form step (:func:`fnn.train.multi_step`'s, which
+    holds its optimizers) and ``optimizer`` is None."""
+    if is_engine_step(objective):
+        if optimizer is not None:
+            raise ValueError(f"{who}: the step {getattr(objective, '__name__', objective)!r} "
+                             f"holds its own optimizers; pass optimizer=None, got "
+                             f"{type(optimizer).__name__}")
+        return
     if isinstance(objective, Layer):
         raise TypeError(f"{who}: got the network {objective.name!r} where an objective belongs; "
                         f"wrap it: {who}(fnn.supervised(net, loss), ...)")
@@ -70,6 +79,7 @@ class FitConfig:
     shuffle_blocks: int | None = None
     precision: Any = None
     overwrite: bool = False
+    step_metrics: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -92,7 +102,7 @@ class FitConfig:
                                  f"scaling (precision {self.precision}): an overflowing step is "
                                  f"expected there and is skipped while the scale halves; use "
                                  f"on_nonfinite='skip' or None")
-        for name in ("resume", "check_finite_inputs", "overwrite"):
+        for name in ("resume", "check_finite_inputs", "overwrite", "step_metrics"):
             v.flag("fit", name, getattr(self, name))
         if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
             raise ValueError(f"fit: progress must be True (a bar on a terminal, else a line "
@@ -112,11 +122,19 @@ class FitConfig:
                              f"{'resume=True' if self.resume else 'checkpoint_dir=None'}")
         if self.keep is not None:
             v.positive_int("fit", "keep", self.keep)
-        callbacks = (self.callbacks,) if callable(self.callbacks) else tuple(self.callbacks)
+        single = callable(self.callbacks) or isinstance(self.callbacks, Hook)
+        callbacks = (self.callbacks,) if single else tuple(self.callbacks)
         for callback in callbacks:
-            v.function("fit", "callbacks", callback, "f(epoch, metrics) -> stop?")
+            if not isinstance(callback, Hook):
+                v.function("fit", "callbacks", callback,
+                           "f(epoch, metrics) -> stop?, f(epoch, metrics, state) -> stop? or "
+                           "an fnn.train.hooks.Hook")
         set_("callbacks", callbacks)
         self._check_early_stopping()
+        if self.step_metrics and (self.validation or self.early_stopping is not None):
+            raise ValueError("fit: step_metrics=True keeps every step's metrics; it cannot be "
+                             "combined with validation_data or early_stopping, which work on "
+                             "per-epoch metrics")
 
     def _check_early_stopping(self) -> None:
         rule = self.early_stopping
@@ -140,13 +158,14 @@ class FitConfig:
             return "skip"
         return self.on_nonfinite
 
-    def calls_from(self, epoch: int, streaming: bool) -> int:
+    def calls_from(self, epoch: int, every_epoch: bool) -> int:
         """How many epochs the next compiled call runs, starting at ``epoch``: all of them,
-        ~1/50 with a progress display, 1 when callbacks, early stopping or a stream need every
-        epoch; never past a due checkpoint, nor more than the engine's ``EPOCH_CHUNK``."""
-        per_call = self.epochs_per_call
+        ~1/50 with a progress display, 1 when a hook or the input needs every epoch
+        (``every_epoch``: callbacks, early stopping, a stream) or every step's metrics are
+        kept; never past a due checkpoint, nor more than the engine's ``EPOCH_CHUNK``."""
+        per_call = 1 if self.step_metrics else self.epochs_per_call
         if per_call is None:
-            per_call = (1 if (self.callbacks or self.early_stopping or streaming) else
+            per_call = (1 if every_epoch else
                         max(1, self.epochs // 50) if self.progress else self.epochs)
         count = min(per_call, self.epochs - epoch, EPOCH_CHUNK)
         if self.checkpoint_every is not None:

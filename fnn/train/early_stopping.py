@@ -12,9 +12,11 @@ import jax
 import jax.numpy as jnp
 
 from fnn._names import did_you_mean
+from fnn.sharding import is_primary
+from fnn.train.hooks import Hook
 
-__all__ = ["EarlyStopping", "EarlyStopper", "EarlyStop", "mode_of", "check_monitor",
-           "metric_names"]
+__all__ = ["EarlyStopping", "EarlyStopper", "EarlyStop", "EarlyStoppingHook", "mode_of",
+           "check_monitor", "metric_names"]
 
 # Metric names that improve upwards (mode='auto' maximises them, as Keras does): any name
 # (after a 'val_' prefix) that contains one of these words, e.g. 'accuracy', 'val_acc',
@@ -154,3 +156,23 @@ def metric_names(objective, params, state, example, *, validation: bool,
         lambda p, s, b: objective(p, s, b, jax.random.key(0), True), params, state, example)
     names = {"loss", *metrics} | ({"skipped"} if skipped else set())
     return names | ({f"val_{k}" for k in {"loss", *metrics}} if validation else set())
+
+
+class EarlyStoppingHook(Hook):
+    """Early stopping as a fit hook: feeds every epoch's row and the train state to its
+    :class:`EarlyStopper` (``stopper``; replaced on resume); when the rule says stop, sets
+    ``run.stop`` and ``run.early_stop`` (an :class:`EarlyStop`) and, with progress output on,
+    prints its one line."""
+    rows = True
+    every_epoch = True
+
+    def __init__(self, stopper: EarlyStopper, *, announce: bool = True):
+        self.stopper, self.announce = stopper, announce
+
+    def after_epochs(self, run, metrics: dict, rows: list) -> None:
+        for i, row in enumerate(rows):
+            epoch = run.epoch - len(rows) + i
+            if self.stopper.update(row, run.ts, epoch) and not run.stop:
+                run.stop, run.early_stop = True, self.stopper.report(epoch)
+                if self.announce and is_primary():
+                    print(run.early_stop.describe(), file=sys.stderr, flush=True)

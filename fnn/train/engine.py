@@ -45,6 +45,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn.sharding import SINGLE_DEVICE
 from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity,
                                  remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState, skip_failed
@@ -72,8 +73,9 @@ class EpochLoop(NamedTuple):
     validation data, reported as ``val_<metric>``); ``unroll``: epochs per iteration of the
     epoch loop (results then depend, in the last bits, on how epochs are chunked into calls);
     ``shuffle_blocks``: B, the shuffle's blocks (:func:`shuffled_batches`; the number of data
-    shards when data-parallel); ``parallel``: a :class:`fnn.sharding.DataParallel` placement
-    (None: one device): minibatches are constrained to it, and every output is replicated.
+    shards when data-parallel); ``parallel``: the placement, a :class:`fnn.sharding.DataParallel`
+    (minibatches constrained to it, every output replicated) or the null placement
+    :data:`fnn.sharding.SINGLE_DEVICE` (the default: one device, nothing to do).
     """
     step: Callable
     batch_size: int
@@ -84,7 +86,7 @@ class EpochLoop(NamedTuple):
     val_batch_size: int | None = None
     unroll: int = 1
     shuffle_blocks: int = 1
-    parallel: Any = None
+    parallel: Any = SINGLE_DEVICE
 
     @property
     def steps_per_epoch(self) -> int:
@@ -121,6 +123,14 @@ def _select(ok, new, old):
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def step_loss(metrics: dict) -> jax.Array:
+    """The loss a step reports: ``metrics['loss']``, or for a multi-tree step
+    (:func:`fnn.train.multi_step`) the sum of its ``{name}_loss`` metrics."""
+    if "loss" in metrics:
+        return metrics["loss"]
+    return sum(metrics[k] for k in sorted(metrics) if k.endswith("_loss"))
+
+
 def guarded_step(loop: EpochLoop, carry, batch, step_key):
     """One step with key ``fold_in(step_key, ts.step)`` under the loop's NaN guard:
     ``(ts, guard), batch -> ((ts, guard), metrics, ok)``."""
@@ -134,7 +144,7 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     first = (g.bad_step < 0) & ~ok
     g = Guard(jnp.where(first, ts.step, g.bad_step),
               jnp.where(first, jnp.argmin(finite).astype(jnp.int32), g.bad_check),
-              jnp.where(first, metrics["loss"].astype(jnp.float32), g.bad_loss))
+              jnp.where(first, step_loss(metrics).astype(jnp.float32), g.bad_loss))
     return (_select(g.bad_step < 0, new, ts), g), metrics, ok
 
 
@@ -177,9 +187,7 @@ def take_batch(loop: EpochLoop, data, index):
                 -1, *a.shape[1:])
 
         batch = jax.tree.map(gather, data)
-    if loop.parallel is not None:
-        batch = jax.lax.with_sharding_constraint(batch, loop.parallel.sharding())
-    return batch
+    return loop.parallel.constrain(batch)
 
 
 def _masked_mean(metrics, ok):
@@ -318,7 +326,7 @@ def epoch_chunk(loop: EpochLoop) -> int:
 def _placement(loop: EpochLoop) -> dict:
     """jit's keyword arguments for the loop's placement: every output replicated when
     data-parallel (so a donated carry comes back as it went in), else none."""
-    return {} if loop.parallel is None else {"out_shardings": loop.parallel.replicated_sharding()}
+    return loop.parallel.jit_options()
 
 
 def example_batch(loop: EpochLoop, data):

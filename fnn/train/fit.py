@@ -3,23 +3,27 @@ with checkpoints, resume, early stopping, callbacks, the NaN guard and progress 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import sys
 import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from fnn.train.checkpointing import FitCheckpoints, fit_checkpoints, resumed_shuffle_blocks
+from fnn.train.checkpointing import (CheckpointHook, FitCheckpoints, fit_checkpoints,
+                                     resumed_shuffle_blocks)
+from fnn.precision import get_policy
 from fnn.sharding import is_primary
 from fnn.train.config import FitConfig, check_trainer
 from fnn.train.divergence import initial_loss, warn_if_diverged
-from fnn.train.early_stopping import EarlyStopper, EarlyStopping, check_monitor, metric_names
+from fnn.train.early_stopping import (EarlyStopper, EarlyStopping, EarlyStoppingHook,
+                                      check_monitor, metric_names)
 from fnn.train.history import History
+from fnn.train.hooks import Callbacks, Hook, make_rows
 from fnn.train.inputs import Inputs, prepare
+from fnn.train.multi_step import is_engine_step
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
-from fnn.train.progress import Progress, progress_mode
+from fnn.train.progress import Progress, ProgressHook, progress_mode
 from fnn.train.step import TrainState, check_sites
 
 __all__ = ["FitResult", "fit"]
@@ -40,18 +44,23 @@ class FitResult(NamedTuple):
 def fit(objective: Callable, params, optimizer, data, *, model_state=None, epochs: int = 1,
         batch_size: int | None = None, steps_per_epoch: int | None = None, seed: int = 0,
         validation_data=None, early_stopping: EarlyStopping | None = None,
-        callbacks: Sequence[Callable[[int, dict], bool | None]] = (), progress=True,
+        callbacks: Sequence[Callable[..., bool | None] | Hook] = (), progress=True,
         epochs_per_call: int | None = None, checkpoint_dir=None,
         checkpoint_every: int | None = None, keep: int | None = 3, resume: bool = False,
         overwrite: bool = False,
         on_nonfinite: str | None = None, check_finite_inputs: bool = False, unroll: int = 1,
         stream_chunk: int = 16, mesh=None, data_axis: str = "data",
-        shuffle_blocks: int | None = None, precision=None) -> FitResult:
+        shuffle_blocks: int | None = None, precision=None,
+        step_metrics: bool = False) -> FitResult:
     """Train ``params`` to minimise ``objective`` on ``data`` with ``optimizer``.
 
     Args:
       objective: ``(params, state, batch, key, train) -> (loss, (state, metrics))``
-        (see :func:`fnn.supervised`).
+        (see :func:`fnn.supervised`); or an engine-form step that holds its own optimizers
+        (:func:`fnn.train.multi_step`'s, e.g. ``fnn.train.gan_step(gan, d_opt, g_opt)``) with
+        ``optimizer=None``: ``params`` are then its trees ``{name: params}``, the optimizer
+        states come from ``step.init(params)``, the metrics are the step's (``{name}_loss``,
+        ...); ``validation_data`` and ``early_stopping`` are refused (evaluate in a hook).
       params, model_state: initial parameters and model state (e.g. from ``net.init``; a
         network with BatchNorm needs its state).
       optimizer: ``fnn.optim`` or optax transformation.
@@ -78,7 +87,11 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
       callbacks: ``f(epoch, metrics) -> stop?`` called after every epoch (after that epoch's
         checkpoint, if one is due, has been written); a callback with a third parameter,
         ``f(epoch, metrics, state)``, also reads the :class:`~fnn.train.TrainState` after
-        that epoch (params, model state, optimizer state, step), e.g. to save samples.
+        that epoch (params, model state, optimizer state, step), e.g. to save samples. An
+        :class:`fnn.train.hooks.Hook` object in the list is called after every compiled call
+        with the run (its state, epoch, history) and that call's metrics as arrays (rows
+        only if it asks); the functions run first, then the Hook objects, each after the
+        built-in hooks (progress, early stopping, the periodic checkpoint).
       progress: True: a tqdm bar when stderr is a terminal, else a line every ~10% of the
         epochs (logs, CI); an int N: a line every N epochs; False: nothing.
       epochs_per_call: epochs per compiled call (default: all of them without progress
@@ -127,6 +140,10 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         the objective in its compute dtype (:func:`fnn.precision.cast_objective`). With loss
         scaling (float16 compute) an overflowing step is skipped and the scale halved (the
         guard is ``'skip'``; ``on_nonfinite='raise'`` is refused); checkpoints carry the scale.
+      step_metrics: keep every step's metrics instead of each epoch's means: each
+        ``history[name]`` has shape ``(epochs, steps_per_epoch)``, and a callback's
+        ``metrics`` hold one epoch's row of steps (not with ``validation_data`` or
+        ``early_stopping``).
 
     After training, a loss that grew finite but by orders of magnitude warns
     (:class:`fnn.DivergenceWarning`, see :mod:`fnn.train.divergence`).
@@ -135,12 +152,21 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
     """
     check_trainer("fit", objective, optimizer)
+    engine_step = is_engine_step(objective)
+    if engine_step and early_stopping is not None:
+        raise ValueError("fit: early_stopping needs an objective's metric names; an "
+                         "engine-form step (multi_step, gan_step) has none: stop from a hook")
+    if engine_step and precision is not None and get_policy(precision, who="fit").loss_scaling:
+        raise ValueError(f"fit: an engine-form step (multi_step, gan_step) cannot scale its "
+                         f"losses; use a precision policy without loss scaling, got "
+                         f"{precision!r}")
     shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
     config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
                        validation_data is not None, early_stopping, callbacks, progress,
                        epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
                        on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks, precision=precision, overwrite=overwrite)
+                       shuffle_blocks, precision=precision, overwrite=overwrite,
+                       step_metrics=step_metrics)
     model_state, policy = {} if model_state is None else model_state, config.precision
     inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
     if early_stopping is not None:   # before anything compiles
@@ -148,27 +174,29 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
             objective, params, model_state, inputs.example, validation=config.validation,
             skipped=config.guard == "skip"))
     # A copy, so that donating the train state never invalidates the caller's arrays.
-    ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy))
+    ts = inputs.place(TrainState.create(params, optimizer, model_state, precision=policy)
+                      if not engine_step else engine_state(objective, params, model_state, policy))
     result = FitRun(config, inputs, ts, fit_checkpoints(config, inputs.sizes)).train()
+    if engine_step or step_metrics:
+        return result
     warn_if_diverged(result.history, lambda: initial_loss(
         objective, params, model_state, inputs.example, inputs.sizes["batch_size"]))
     return result
 
 
-def reads_state(callback: Callable) -> bool:
-    """Whether a fit callback takes the train state: ``f(epoch, metrics, state)``."""
-    try:
-        parameters = inspect.signature(callback).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: the two-argument form
-        return False
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+def engine_state(step, trees, model_state, policy) -> TrainState:
+    """The state before the first step of an engine-form step: its trees (in the policy's
+    param dtype), ``model_state``, ``step.init(trees)`` and step 0."""
+    if policy is not None:
+        trees = policy.cast_to_param(trees)
+    return TrainState(trees, model_state, step.init(trees), jnp.zeros((), jnp.int32))
 
 
 class FitRun:
-    """One ``fit`` run between compiled calls: the train state, the epoch and step counters,
-    the history, early stopping, checkpoints, the progress output, and what happens when the
-    run is interrupted or stopped by the NaN guard."""
+    """One ``fit`` run between compiled calls: the train state ``ts``, the epoch and step
+    counters, the ``history``, the hooks called after every call (:mod:`fnn.train.hooks`:
+    progress, early stopping, the periodic checkpoint, callbacks), ``stop``, and what
+    happens at the end, when the run is interrupted or stopped by the NaN guard."""
 
     def __init__(self, config: FitConfig, inputs: Inputs, ts: TrainState,
                  checkpoints: FitCheckpoints | None):
@@ -176,30 +204,50 @@ class FitRun:
         self.runner, self.steps_per_epoch = inputs.runner, inputs.steps_per_epoch
         self.ts, self.history, self.epoch, self.stop = ts, History(), 0, False
         rule = config.early_stopping
-        self.stopper = EarlyStopper(rule) if rule is not None else None
+        self.stopping = (EarlyStoppingHook(EarlyStopper(rule),
+                                           announce=config.progress is not False)
+                         if rule is not None else None)
         self.pending = None   # (outputs, count) of a compiled call not yet recorded
         self.early_stop = None   # an EarlyStop once early stopping ends the run
         if config.resume:
             self.resume()
         self.step = int(self.ts.step)  # the global step counter, tracked on the host too
 
-    def train(self) -> FitResult:
+    @property
+    def stopper(self) -> EarlyStopper | None:
+        return self.stopping.stopper if self.stopping is not None else None
+
+    def hooks(self) -> list[Hook]:
+        """The hooks run after every compiled call, in order: progress, early stopping, the
+        periodic checkpoint, the callbacks (functions, then :class:`Hook` objects)."""
         mode, every = progress_mode(self.config.progress if is_primary() else False)
-        progress = Progress(mode, every, self.config.epochs, self.epoch)
+        functions = [f for f in self.config.callbacks if not isinstance(f, Hook)]
+        return [ProgressHook(Progress(mode, every, self.config.epochs, self.epoch)),
+                *([self.stopping] if self.stopping is not None else []),
+                *([CheckpointHook(self.config.checkpoint_every, self.config.epochs)]
+                  if self.checkpoints is not None else []),
+                *([Callbacks(functions)] if functions else []),
+                *[h for h in self.config.callbacks if isinstance(h, Hook)]]
+
+    def train(self) -> FitResult:
+        hooks = self.hooks()
+        wants_rows = any(hook.rows for hook in hooks)
+        every_epoch = self.inputs.per_epoch or any(hook.every_epoch for hook in hooks)
         try:
             while self.epoch < self.config.epochs and not self.stop:
-                count = self.config.calls_from(self.epoch, self.inputs.per_epoch)
+                count = self.config.calls_from(self.epoch, every_epoch)
                 self.pending = (self.runner(self.ts, self.epoch, count), count)
                 metrics = self.record()
-                if progress.mode != "off":
-                    progress.update(self.epoch, {k: float(v[-1]) for k, v in metrics.items()})
-                self.after_epochs(metrics)
+                rows = make_rows(metrics) if wants_rows else []
+                for hook in hooks:
+                    hook.after_epochs(self, metrics, rows)
             self.final_checkpoint()
         except KeyboardInterrupt:
             self.interrupted()
             raise
         finally:
-            progress.close()
+            for hook in hooks:
+                hook.close()
         self.warn_if_nonfinite()
         best = self.stopper.best if self.stopper is not None else None
         params, model_state = (self.ts.params, self.ts.model_state) if best is None else best
@@ -218,31 +266,6 @@ class FitRun:
             ts, self.history.extended(metrics), self.epoch + count,
             self.step + count * self.steps_per_epoch, None)
         return metrics
-
-    def after_epochs(self, metrics: dict) -> None:
-        """Early stopping, a due checkpoint, then the callbacks, for the epochs just recorded
-        (``metrics``: ``{name: np.ndarray[count]}``); rows are made only for a rule or a
-        callback that reads them."""
-        count = len(next(iter(metrics.values()))) if metrics else 0
-        rows = ([{k: float(v[i]) for k, v in metrics.items()} for i in range(count)]
-                if self.stopper is not None or self.config.callbacks else [])
-        if self.stopper is not None:
-            for i, row in enumerate(rows):
-                epoch = self.epoch - len(rows) + i
-                if self.stopper.update(row, self.ts, epoch) and not self.stop:
-                    self.stop, self.early_stop = True, self.stopper.report(epoch)
-                    if self.config.progress is not False and is_primary():
-                        print(self.early_stop.describe(), file=sys.stderr, flush=True)
-        every = self.config.checkpoint_every
-        done = self.epoch >= self.config.epochs
-        if self.checkpoints is not None and ((every is not None and self.epoch % every == 0)
-                                             or done or self.stop):
-            self.save(finished=done or self.stop, stopped=self.stop, reason="periodic")
-        for i, row in enumerate(rows):
-            for callback in self.config.callbacks:
-                epoch = self.epoch - len(rows) + i
-                args = (epoch, row, self.ts) if reads_state(callback) else (epoch, row)
-                self.stop = bool(callback(*args)) or self.stop
 
     def save(self, *, finished: bool, stopped: bool, reason: str):
         best = self.stopper.best if self.stopper is not None else None
@@ -264,9 +287,9 @@ class FitRun:
         if found is None:
             return
         self.ts = self.inputs.place(found.ts)
-        if self.stopper is not None:
-            self.stopper = EarlyStopper(self.config.early_stopping, best=found.best,
-                                        **(found.early_stopping or {}))
+        if self.stopping is not None:
+            self.stopping.stopper = EarlyStopper(self.config.early_stopping, best=found.best,
+                                                 **(found.early_stopping or {}))
         self.history, self.epoch, self.stop = found.history, found.epoch, found.stopped
         if self.stop and self.stopper is not None and self.stopper.stopped_epoch is not None:
             self.early_stop = self.stopper.resumed()
@@ -299,7 +322,7 @@ class FitRun:
         bad_step, check = int(guard.bad_step), int(guard.bad_check)
         spe = self.steps_per_epoch
         epochs_done = (bad_step - self.step) // spe
-        sites = check_sites(ts.params)
+        sites = check_sites(ts.params, self.inputs.losses)
         kind, path = sites[check] if 0 <= check < len(sites) else ("loss", None)
         report = NonFiniteReport(kind, path, bad_step, self.epoch + epochs_done,
                                  (bad_step - self.step) % spe, spe, float(guard.bad_loss))
@@ -318,8 +341,9 @@ class FitRun:
     def warn_if_nonfinite(self) -> None:
         """With the guard off, say so when the loss became non-finite."""
         loss = self.history.arrays().get("loss")
-        if self.config.guard is None and loss is not None and not np.all(np.isfinite(loss)):
-            first = int(np.argmin(np.isfinite(loss)))
+        finite = None if loss is None else np.isfinite(loss).reshape(len(loss), -1).all(axis=1)
+        if self.config.guard is None and loss is not None and not np.all(finite):
+            first = int(np.argmin(finite))
             warnings.warn(f"fit: the loss became non-finite (NaN or inf) in epoch {first}, so "
                           f"the returned params are likely non-finite too. Pass "
                           f"on_nonfinite='raise' to stop at the first bad step with a report "

@@ -27,8 +27,9 @@ class History:
         return {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in self.parts.items()}
 
     def last_row(self) -> dict:
-        """The newest epoch's ``{metric: float}``."""
-        return {k: float(v[-1]) for k, v in self.arrays().items() if len(v)}
+        """The newest epoch's ``{metric: float}`` (with every step's metrics kept: the mean of
+        its steps)."""
+        return {k: float(np.mean(v[-1])) for k, v in self.arrays().items() if len(v)}
 
     def to_json(self) -> dict:
         return {k: {"dtype": v.dtype.name, "values": v.tolist()} for k, v in self.arrays().items()}

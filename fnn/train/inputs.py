@@ -12,16 +12,17 @@ import jax.numpy as jnp
 
 from fnn._cpu_grad import target_platform
 from fnn.precision import cast_objective
-from fnn.sharding import DataParallel, data_parallel
+from fnn.sharding import DataParallel, SingleDevice, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.multi_step import is_engine_step
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
 from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
                               check_validation_stream, is_stream, stream_mean_metrics)
 from fnn.validation import finite_data, num_examples
 
-__all__ = ["Inputs", "prepare", "fit_loop"]
+__all__ = ["Inputs", "prepare", "fit_loop", "StepLoop"]
 
 
 class Inputs(NamedTuple):
@@ -29,7 +30,9 @@ class Inputs(NamedTuple):
     ``sizes`` (recorded in checkpoints); ``per_epoch``: host work follows every epoch (a
     stream), so calls run one epoch each; ``place(ts)`` copies a train state to where the
     runner wants it; ``returned(tree)`` puts results back where the user's arrays were;
-    ``example``: the training data (arrays) or a stream's first batch."""
+    ``example``: the training data (arrays) or a stream's first batch; ``losses``: the
+    structure of the step's losses for :func:`fnn.train.step.check_sites` (None: one
+    scalar; an engine-form step's ``{name: 0}``)."""
     runner: Callable
     steps_per_epoch: int
     sizes: dict
@@ -37,6 +40,7 @@ class Inputs(NamedTuple):
     place: Callable
     returned: Callable
     example: Any = None
+    losses: Any = None
 
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
@@ -71,22 +75,23 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
-    loop_of = FitLoop(objective, optimizer, (
-        ("batch_size", batch_size), ("n", n), ("guard", config.guard),
-        ("val_batch_size", val_batch_size), ("unroll", config.unroll), ("blocks", blocks),
-        ("parallel", parallel), ("platform", target_platform(None if streaming else data)),
-        ("precision", config.precision)))
-    hp = hyperparameters(objective=objective, optimizer=optimizer)
+    options = (("batch_size", batch_size), ("n", n), ("guard", config.guard),
+               ("per_step", config.step_metrics), ("unroll", config.unroll),
+               ("blocks", blocks), ("parallel", parallel), ("precision", config.precision))
+    if is_engine_step(objective):
+        loop_of, hp = StepLoop(objective, options), objective.hyperparameters()
+    else:
+        loop_of = FitLoop(objective, optimizer, (
+            *options, ("val_batch_size", val_batch_size),
+            ("platform", target_platform(None if streaming else data))))
+        hp = hyperparameters(objective=objective, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
-    place = (lambda ts: jax.tree.map(jnp.array, ts)) if parallel is None else parallel.replicated
-    returned = (lambda tree: tree) if parallel is None else parallel.returned
     if not streaming:
         runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
                              evaluate_validation=evaluate_validation)
         sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
     else:
-        chunk = jax.device_put if parallel is None else functools.partial(parallel.data,
-                                                                           batch_dim=1)
+        chunk = functools.partial(parallel.data, batch_dim=1)
         runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
                               val_arrays, keys, place=chunk,
                               evaluate_validation=evaluate_validation,
@@ -94,15 +99,17 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         sizes = {"batch_size": batch_size, "num_examples": None,
                  "steps_per_epoch": steps_per_epoch}
     per_epoch = streaming or evaluate_validation is not None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, place, returned, example)
+    losses = {name: 0 for name in objective.names} if is_engine_step(objective) else None
+    return Inputs(runner, steps_per_epoch, sizes, per_epoch, parallel.replicated,
+                  parallel.returned, example, losses)
 
 
-def _whole_shards(parallel: DataParallel | None, data):
+def _whole_shards(parallel: DataParallel | SingleDevice, data):
     """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
     warning (as a single-device epoch drops its last partial batch), so every device holds
     an equal shard; host data only (a global array is already split)."""
     n = num_examples("fit", data)
-    rest = n % parallel.size if parallel is not None else 0
+    rest = n % parallel.size
     if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
                        for a in jax.tree.leaves(data)):
         return data, n
@@ -112,9 +119,7 @@ def _whole_shards(parallel: DataParallel | None, data):
     return jax.tree.map(lambda a: a[: n - rest], data), n - rest
 
 
-def _placed(parallel: DataParallel | None, data):
-    if parallel is None:
-        return jax.tree.map(jnp.asarray, data)
+def _placed(parallel: DataParallel | SingleDevice, data):
     n = num_examples("fit", data)
     if n % parallel.size:
         raise ValueError(f"fit: the data's {n} examples do not divide by the {parallel.size} "
@@ -122,15 +127,13 @@ def _placed(parallel: DataParallel | None, data):
     return parallel.data(data)
 
 
-def _shuffle_blocks(config: FitConfig, parallel: DataParallel | None, n, batch_size) -> int:
+def _shuffle_blocks(config: FitConfig, parallel: DataParallel | SingleDevice, n,
+                    batch_size) -> int:
     """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
     (else 1). Any B gives the same order on any device count (a B other than the shards
     costs some communication), which is how a resume keeps a checkpoint's order."""
-    blocks = config.shuffle_blocks
-    if parallel is not None:
-        parallel.check_batch("fit", batch_size)
-        blocks = blocks or parallel.size
-    blocks = blocks or 1
+    parallel.check_batch("fit", batch_size)
+    blocks = config.shuffle_blocks or parallel.size
     if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
         raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
                          f"batch size ({batch_size}) to divide by {blocks}")
@@ -143,6 +146,9 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
     training data's structure and shapes (``example``: the data, or a stream's first batch)."""
     if val_data is None:
         return None, None, None
+    if is_engine_step(objective):
+        raise ValueError("fit: validation_data needs an objective to evaluate; an engine-form "
+                         "step (multi_step, gan_step) has none: evaluate in a hook instead")
     _same_examples(val_data if not is_stream(val_data) else None, example)
     check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
@@ -157,9 +163,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
     n_val = num_examples("fit(validation_data)", val_data)
     if config.check_finite_inputs:
         finite_data("fit(validation_data)", val_data)
-    if parallel is None:
-        val = jax.tree.map(jnp.asarray, val_data)
-    elif n_val % parallel.size == 0:
+    if n_val % parallel.size == 0:
         val = parallel.data(val_data)
     else:
         val = parallel.replicated(val_data)
@@ -181,8 +185,8 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, unroll, blocks,
-             parallel, platform, precision) -> EpochLoop:
+def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, per_step, val_batch_size,
+             unroll, blocks, parallel, platform, precision) -> EpochLoop:
     """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
     hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
     ``platform``: where the data are, which decides the gradient's form
@@ -193,7 +197,7 @@ def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, val_batch_size, 
     step = checked_step(objective, optimizer, precision=precision, platform=platform)
     if precision is not None:
         objective = cast_objective(objective, precision)
-    return EpochLoop(step, batch_size, n, guard, objective=objective,
+    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
 
@@ -225,6 +229,21 @@ class FitLoop(NamedTuple):
         forward = objective(ts.params, ts.model_state, batch, key, True)
         update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
         return forward, update
+
+
+class StepLoop(NamedTuple):
+    """``loop_of(hp)`` of an engine-form ``step`` (:func:`fnn.train.multi_step`'s, e.g.
+    :func:`fnn.train.gan_step`): the epoch loop over ``step.configured(hp, precision)`` with the sorted
+    keyword ``options`` of :func:`prepare`; hashable (the step by identity). The compile
+    cache fingerprints the whole configured step."""
+    step: Callable
+    options: tuple
+
+    def __call__(self, hp) -> EpochLoop:
+        o = dict(self.options)
+        return EpochLoop(self.step.configured(hp, o["precision"]), o["batch_size"], o["n"],
+                         o["guard"], o["per_step"], unroll=o["unroll"],
+                         shuffle_blocks=o["blocks"], parallel=o["parallel"])
 
 
 def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:

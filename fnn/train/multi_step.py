@@ -8,10 +8,20 @@ import jax
 
 from fnn._cpu_grad import value_and_grad
 from fnn.optim.base import apply_updates
+from fnn.precision import cast_objective, get_policy
+from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, finite_checks
 from fnn.validation import function, one_of
 
-__all__ = ["multi_step"]
+__all__ = ["multi_step", "is_engine_step"]
+
+
+def is_engine_step(obj) -> bool:
+    """Whether ``obj`` is a step in the engine's form that ``fit`` trains in place of an
+    objective and optimizer: it has ``configured``, ``init`` and ``hyperparameters``
+    (:func:`multi_step`'s step, :func:`fnn.train.gan_step`)."""
+    return all(callable(getattr(obj, name, None))
+               for name in ("configured", "init", "hyperparameters"))
 
 
 def multi_step(losses: dict[str, Callable], optimizers: dict, *,
@@ -43,6 +53,14 @@ def multi_step(losses: dict[str, Callable], optimizers: dict, *,
     ``step.checked`` is the same step in the engine's form ``(ts, batch, key) -> (ts, metrics,
     finite)`` with ``ts = TrainState(trees, state, opt_states, step)``
     (:mod:`fnn.train.engine`).
+
+    ``fnn.fit(step, trees, None, data, ...)`` trains it (resume, the NaN guard, progress,
+    mesh, precision, hooks). For that the step carries ``step.hyperparameters()`` (the
+    optimizers' numeric hyperparameters, ``{name: ...}``, runtime inputs of the compiled
+    program) and ``step.configured(hp, precision=None)``: ``checked`` rebuilt with ``hp`` put
+    into the optimizers and every loss computed under a precision policy
+    (:func:`fnn.precision.cast_objective`); ``configured(step.hyperparameters())`` computes
+    what ``checked`` computes.
     """
     if set(losses) != set(optimizers) or not losses:
         raise ValueError(f"multi_step: losses and optimizers must name the same non-empty set "
@@ -88,7 +106,16 @@ def multi_step(losses: dict[str, Callable], optimizers: dict, *,
         out = (ts.params, ts.opt_state, metrics)
         return out if state is None else (*out, ts.model_state)
 
+    def configured(hp: dict, precision=None) -> Callable:
+        objects = with_hyperparameters(hp, **optimizers)
+        policy = None if precision is None else get_policy(precision, who="multi_step")
+        own = (losses if policy is None else
+               {name: cast_objective(fn, policy) for name, fn in losses.items()})
+        return multi_step(own, {name: objects[name] for name in names}, order=order).checked
+
     step.init = lambda trees: {n: optimizers[n].init(trees[n]) for n in names}
     step.names = tuple(names)
     step.checked = checked
+    step.hyperparameters = lambda: hyperparameters(**optimizers)
+    step.configured = configured
     return step

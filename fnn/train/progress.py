@@ -4,7 +4,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-__all__ = ["Progress", "progress_mode"]
+import numpy as np
+
+from fnn.train.hooks import Hook
+
+__all__ = ["Progress", "ProgressHook", "progress_mode"]
 
 
 def progress_mode(progress, stream: TextIO | None = None) -> tuple[str, int]:
@@ -56,3 +60,19 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class ProgressHook(Hook):
+    """fit's progress output as a hook: after each compiled call, ``progress.update`` with the
+    epochs done and the newest epoch's metrics (with ``step_metrics``, the mean of its
+    steps); reads no rows."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def after_epochs(self, run, metrics: dict, rows: list) -> None:
+        if self.progress.mode != "off":
+            self.progress.update(run.epoch, {k: float(np.mean(v[-1])) for k, v in metrics.items()})
+
+    def close(self) -> None:
+        self.progress.close()
