@@ -25,7 +25,7 @@ from fnn.layers import (AvgPool, BatchNorm, Bidirectional, Conv, Conv1D, Conv2D,
 from fnn.interop import rnn_from_torch
 from fnn.models import (MLP, EchoStateNetwork, LeNet5, Perceptron, PlainNet, ResNet, SimpleCNN,
                         basic_block, perceptron_rule)
-from fnn.sweep import sweep
+from fnn.sweeps import sweep
 from fnn.train import (DivergenceWarning, EarlyStop, EarlyStopping, FitResult, NonFiniteError, NonFiniteReport, TrainState,
                        evaluate, fit, multi_step, supervised, train_step)
 

@@ -6,7 +6,9 @@ import importlib.abc
 import sys
 
 MOVED = {"fnn.cli": "fnn.app.cli", "fnn.report": "fnn.app.report",
-         "fnn.layers.reservoir": "fnn.models.reservoir"}
+         "fnn.layers.reservoir": "fnn.models.reservoir",
+         # the module of fnn.sweep, so that the function no longer shadows it (#23)
+         "fnn.sweep": "fnn.sweeps"}
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):

@@ -14,11 +14,11 @@ FNN = ROOT / "fnn"
 UPWARD = [
     ("fnn.validation", "fnn."), ("fnn._names", "fnn."),
     ("fnn.core", "fnn.layers"), ("fnn.core", "fnn.models"), ("fnn.core", "fnn.train"),
-    ("fnn.core", "fnn.optim"), ("fnn.core", "fnn.checkpoint"), ("fnn.core", "fnn.sweep"),
+    ("fnn.core", "fnn.optim"), ("fnn.core", "fnn.checkpoint"), ("fnn.core", "fnn.sweeps"),
     ("fnn.layers", "fnn.models"), ("fnn.layers", "fnn.train"), ("fnn.layers", "fnn.optim"),
-    ("fnn.layers", "fnn.interop"), ("fnn.layers", "fnn.sweep"),
-    ("fnn.models", "fnn.train"), ("fnn.models", "fnn.sweep"),
-    ("fnn.train", "fnn.models"), ("fnn.train", "fnn.sweep"),
+    ("fnn.layers", "fnn.interop"), ("fnn.layers", "fnn.sweeps"),
+    ("fnn.models", "fnn.train"), ("fnn.models", "fnn.sweeps"),
+    ("fnn.train", "fnn.models"), ("fnn.train", "fnn.sweeps"),
     ("fnn.checkpoint.encoding", "fnn.checkpoint."), ("fnn.checkpoint.pieces", "fnn.checkpoint.saveload"),
     ("fnn.checkpoint.pieces", "fnn.checkpoint.manager"),
     ("fnn.checkpoint.saveload", "fnn.checkpoint.manager"),
@@ -116,7 +116,8 @@ def test_the_walk_sees_the_application_and_the_checkpoint_layers():
 
 
 @pytest.mark.parametrize("old, new", [("fnn.cli", "fnn.app.cli"), ("fnn.report", "fnn.app.report"),
-                                      ("fnn.layers.reservoir", "fnn.models.reservoir")])
+                                      ("fnn.layers.reservoir", "fnn.models.reservoir"),
+                                      ("fnn.sweep", "fnn.sweeps")])
 def test_a_moved_module_names_its_new_place(old, new):
     import importlib
 
@@ -124,3 +125,12 @@ def test_a_moved_module_names_its_new_place(old, new):
     with pytest.raises(ModuleNotFoundError, match=rf"^{old} moved to {new}: import {new}"):
         importlib.import_module(old)
     importlib.import_module(new)
+
+
+def test_the_sweep_function_does_not_shadow_its_module():
+    import importlib
+
+    import fnn
+    sweeps = importlib.import_module("fnn.sweeps")
+    assert callable(fnn.sweep) and fnn.sweep is sweeps.sweep
+    assert fnn.sweeps is sweeps          # the module is reachable under its own name

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.sweep import SweepResult, sweep
+from fnn.sweeps import SweepResult, sweep
 
 NET = fnn.serial(fnn.Dense(16), fnn.relu, fnn.Dense(3))
 OBJECTIVE = fnn.supervised(NET)
