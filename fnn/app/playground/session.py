@@ -145,6 +145,13 @@ def structure(cfg: dict) -> tuple:
     return output_sizes(cfg), cfg["activation"], cfg["problem"] == "classification"
 
 
+# XLA's backend optimization level 0 compiles :func:`observe` (run once per frame: the speed of
+# its code hardly matters) in about half the time; its losses may differ from fnn.evaluate's
+# by an ulp. Not for init_params: its normal initializers would differ from the exported
+# script's jax.jit(net.init) by an ulp.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def init_params(sizes: tuple, activation: str, initializer: str, n_in: int, key):
     """``net.init(key, (n_in,))[0]`` as ONE compiled program per structure (eager, each new
@@ -153,13 +160,14 @@ def init_params(sizes: tuple, activation: str, initializer: str, n_in: int, key)
     return network(sizes, activation, initializer)[0].init(key, (n_in,))[0]
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0, compiler_options=FAST_COMPILE)
 def observe(struct: tuple, penalty: dict, params, train, test, grid):
     """Everything a frame shows of the state, as ONE compiled program per structure and
     shapes (the penalty weights are inputs). Returns a dict:
 
     * ``train``, ``test``: the data losses as ``fnn.evaluate`` computes them
-      (:func:`fnn.train.engine.mean_metrics`, one batch; NaN without test points);
+      (:func:`fnn.train.engine.mean_metrics`, one batch, to an ulp: see FAST_COMPILE; NaN
+      without test points);
     * ``weight``, ``grad``: ``[L]`` Frobenius norms of each layer's weights and of the
       training objective's gradient (penalty included);
     * ``layers``: ``[h_1, ..., h_L-1, out]`` on the ``grid`` features (``(G, units)``, the
@@ -321,10 +329,9 @@ class Session:
         """Train ``count`` epochs from the current state (one compiled call)."""
         if self.diverged:
             return
-        loop_of = self.loop
-        hp = {"objective": self.penalty,
-              "optimizer": jax.tree.map(jnp.asarray, hyperparams_of(loop_of.args[1]))}
-        program = compiled_epochs(loop_of, hp, self.ts, self.train, None)
+        hp = {"objective": self.penalty,      # the penalty weights and the optimizer's numbers
+              "optimizer": jax.tree.map(jnp.asarray, hyperparams_of(self.loop.args[1]))}
+        program = compiled_epochs(self.loop, hp, self.ts, self.train, None)
         self.ts, _, _ = program(hp, self.ts, self.train, None, self.keys, self.epoch, count)
         self.epoch += count
         self._measure()
