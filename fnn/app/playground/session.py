@@ -40,7 +40,8 @@ from fnn.optim import hyperparams_of, with_hyperparams
 from fnn.train.programs import with_hyperparameters
 
 __all__ = ["Session", "SCALE", "GRID", "NEURON_GRID", "CHUNKS", "make_data", "features",
-           "linear", "build", "compare"]
+           "linear", "network", "output_sizes", "penalties", "build", "template", "structure",
+           "init_params", "observe", "compiled_parts", "epoch_loop", "compare"]
 
 SCALE = 5.0
 GRID = 50            # output map: GRID x GRID cells
@@ -449,7 +450,7 @@ def compare(config: dict, key: str, values: list, epochs: int) -> dict:
         groups = [([c], False) for c in cfgs]
     for group, vector in groups:
         c = group[0]
-        net, objective, _, act = build(c)
+        net, objective, _, _ = build(c)
         train = (features(c, raw[0]), raw[1])
         n_in = train[0].shape[1]
         args = {k: v for k, v in optimizer_args(c).items()}
