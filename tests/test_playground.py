@@ -11,12 +11,17 @@ import sys
 import time
 import weakref
 
+import jax
 import numpy as np
 import pytest
+from jax._src import dispatch
+
+import fnn
 
 from fnn.app.playground import config as pconfig
 from fnn.app.playground.presets import explain_collapse, explain_oscillation, jitter
-from fnn.app.playground.session import GRID, NEURON_GRID, Session, compare
+from fnn.app.playground.session import (GRID, NEURON_GRID, Session, build, compare,
+                                        features, init_params, output_sizes)
 from fnn.data import multi_gaussian, plane
 
 # Starlette's TestClient warns that it will move from httpx to httpx2 (not packaged here yet)
@@ -105,6 +110,62 @@ def test_session_updates_hyperparameters_in_place_and_rebuilds_otherwise(session
     assert session.config["dataset"] == "xor"          # a refused change changes nothing
     session.update({"dataset": "circle", "networkShape": [3], "learningRate": 0.03,
                     "discretize": False})
+
+
+class Lowerings:
+    """Counts every program JAX lowers (jit compilations, from XLA or the disk cache) while
+    active, by function name (JAX's monitoring events, as tests/test_programs.py does)."""
+
+    def __enter__(self):
+        self.names = []
+        self.listener = lambda event, secs, fun_name="", **kw: (
+            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and self.names.append(str(fun_name)))
+        jax.monitoring.register_event_duration_secs_listener(self.listener)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self.listener)
+
+
+def test_a_regularization_change_compiles_nothing_and_trains_as_fit_would():
+    cfg = {"networkShape": [3, 2], "numPoints": 120, "batchSize": 6}
+    s = Session(cfg)
+    s.step()                                     # compiles this structure's programs
+    losses = {}
+    with Lowerings() as lowered:
+        for change in [{"regularization": "L2", "regularizationRate": 0.01},
+                       {"regularizationRate": 0.3}, {"regularization": "L1"},
+                       {"regularizationRate": 0.001}, {"regularization": "none"}]:
+            assert s.update(change) == "hyper"
+            s.step()
+            losses[json.dumps(change)] = s.train_loss
+    assert lowered.names == []
+    assert s.epoch == 6 and len(set(losses.values())) == 5
+    # a penalty set from the start: bit for bit fnn.fit with fnn.supervised(net, l1=rate)
+    s = Session({**cfg, "regularization": "L1", "regularizationRate": 0.3})
+    with Lowerings() as lowered:
+        for _ in range(4):
+            s.step()
+    assert lowered.names == []
+    c = s.config
+    net, objective, optimizer, _ = build(c)
+    train = (features(c, s.raw[0]), s.raw[1])
+    params = init_params(output_sizes(c), c["activation"], c["initializer"], 2,
+                         jax.random.key(c["seed"]))
+    res = fnn.fit(objective, params, optimizer, train, epochs=4, batch_size=6, seed=0,
+                  progress=False)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(s.ts.params),
+                 jax.device_get(res.params))
+    assert abs(fnn.evaluate(objective, res.params, {}, train)["loss"] - s.train_loss) <= 1e-6
+
+
+def test_init_is_the_exported_scripts_init_for_every_initializer():
+    for init in pconfig.INITIALIZERS:
+        c = pconfig.validate({"networkShape": [5, 3], "initializer": init})
+        net, _, _, _ = build(c)
+        ours = init_params(output_sizes(c), c["activation"], init, 2, jax.random.key(3))
+        script = jax.jit(net.init, static_argnums=1)(jax.random.key(3), (2,))[0]
+        jax.tree.map(np.testing.assert_array_equal, ours, script)
 
 
 def test_session_says_diverged_and_keeps_going():

@@ -4,9 +4,12 @@ batch 10), measured through the real server (Starlette's TestClient over the Web
 
 Figures: epochs/s and frames/s the page receives while playing (after warm-up, over
 ``seconds``); the time from a change to the next frame trained with it, for a change of the
-learning rate (kept in the optimizer state: no recompilation), of the regularization rate
-(a compile-time constant of the objective here), of the data (noise: same shapes, the compiled
-code is reused) and of the architecture (a new network: compiles). Goals (issue 24): >= 1,000
+learning rate (kept in the optimizer state: no recompilation), of the regularization (none to
+L2, and its rate: the penalty weights are runtime inputs, no recompilation), of the data (noise:
+same shapes, the compiled code is reused) and of the architecture (a new network: compiles its
+init, its observe program and the engine's program). A program
+compiled before in this process or found in the persistent compile cache is not compiled
+again: run with ``FNN_COMPILE_CACHE=0`` for the architecture's cold figure. Goals (issue 24): >= 1,000
 epochs/s at >= 10 frames/s; learning rate, regularization rate and data within 200 ms;
 architecture within 1.5 s.
 """

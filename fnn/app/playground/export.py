@@ -42,7 +42,9 @@ def linear(z):
 
 train, test = (features(x[:k]), y[:k]), (features(x[k:]), y[k:])
 net = fnn.MLP({sizes}, activation={activation}, w_init=fnn.initializers.get({init!r}))
-params = net.init(jax.random.key({seed}), (train[0].shape[1],))[0]
+# net.init compiled as one program, as the page does (XLA may round a normal init by an ulp
+# differently from the op-by-op net.init)
+params = jax.jit(net.init, static_argnums=1)(jax.random.key({seed}), (train[0].shape[1],))[0]
 objective = fnn.supervised(net, fnn.losses.{loss_fn}{penalty})
 optimizer = fnn.optim.inject_hyperparams(fnn.optim.{optimizer})({opt_args})
 res = fnn.fit(objective, params, optimizer, train, epochs=EPOCHS, batch_size={batch},

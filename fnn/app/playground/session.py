@@ -5,7 +5,10 @@ the loop ``fnn.fit`` runs) training a chunk of epochs from the current state, so
 E epochs is bit for bit ``fnn.fit(objective, params, optimizer, train, epochs=E,
 batch_size=B, seed=S)`` (what :meth:`Session.export_script` writes). The optimizer is
 ``fnn.optim.inject_hyperparams(fnn.optim.<name>)``: its learning rate and other numbers live in
-the optimizer state, so changing them goes on training without a recompilation.
+the optimizer state, so changing them goes on training without a recompilation. The objective
+has both penalties, L1 and L2, with their weights as runtime inputs (:func:`template`), so a
+change of the regularization or its rate compiles nothing either. What a frame shows (losses,
+norms, every neuron's map) is one compiled program, :func:`observe`, keyed by structure.
 
 The plane: the data sets of :mod:`fnn.data.toy` live in about [-1, 1]^2; the network sees the
 features of u = SCALE * x (TensorFlow Playground's [-6, 6] plane):
@@ -33,10 +36,12 @@ from fnn.app.playground.config import (ACTIVATIONS, COMPARE_KEYS, DATASETS, FEAT
 from fnn.data import toy
 from fnn.train import TrainState, checked_step
 from fnn.train.engine import EpochLoop, compiled_epochs, epoch_keys, mean_metrics
-from fnn.train.programs import hyperparameters, with_hyperparameters
+from fnn.optim import hyperparams_of, with_hyperparams
+from fnn.train.programs import with_hyperparameters
 
 __all__ = ["Session", "SCALE", "GRID", "NEURON_GRID", "CHUNKS", "make_data", "features",
-           "linear", "build", "compare"]
+           "linear", "network", "output_sizes", "penalties", "build", "template", "structure",
+           "init_params", "observe", "compiled_parts", "epoch_loop", "compare"]
 
 SCALE = 5.0
 GRID = 50            # output map: GRID x GRID cells
@@ -48,8 +53,9 @@ _GENERATORS = {"circle": toy.circle, "xor": toy.xor, "gauss": toy.gaussian,
                "reg-gauss": toy.multi_gaussian}
 # Keys whose change rebuilds the data / the network (a new run); the others go on training.
 DATA_KEYS = ("problem", "dataset", "regDataset", "noise", "percTrainData", "numPoints", "seed")
-NET_KEYS = ("networkShape", "activation", "initializer", "optimizer", "batchSize",
-            "regularization", "regularizationRate", *FEATURES)
+NET_KEYS = ("networkShape", "activation", "initializer", "optimizer", "batchSize", *FEATURES)
+# Keys of runtime numbers: the penalty (any kind, any rate) and the optimizer's numbers.
+PENALTY_KEYS = ("regularization", "regularizationRate")
 
 
 # What the page's menus offer (sent with every full frame).
@@ -84,17 +90,30 @@ def features(cfg: dict, x):
     return np.stack([cols[k] for k in FEATURES if cfg[k]], axis=1).astype(np.float32)
 
 
-def build(cfg: dict):
-    """``(net, objective, optimizer, activation)`` for a configuration."""
-    act = linear if cfg["activation"] == "linear" else activations.get(cfg["activation"])
-    classify = cfg["problem"] == "classification"
-    net = fnn.MLP([*cfg["networkShape"], 2 if classify else 1], activation=act,
-                  w_init=initializers.get(cfg["initializer"]))
+def network(sizes, activation: str, initializer: str = "glorot_uniform"):
+    """``(net, act)``: ``fnn.MLP(sizes)`` with the activation and weight initializer named."""
+    act = linear if activation == "linear" else activations.get(activation)
+    return fnn.MLP(list(sizes), activation=act, w_init=initializers.get(initializer)), act
+
+
+def output_sizes(cfg: dict) -> tuple:
+    """The MLP's layer sizes: the hidden shape, then 2 classes or 1 regression target."""
+    return (*cfg["networkShape"], 2 if cfg["problem"] == "classification" else 1)
+
+
+def penalties(cfg: dict) -> dict:
+    """``{'l1': rate or 0, 'l2': rate or 0}``: the penalty weights of the configuration."""
     rate = cfg["regularizationRate"]
-    penalty = {"l1": rate if cfg["regularization"] == "L1" else 0.0,
-               "l2": rate if cfg["regularization"] == "L2" else 0.0}
-    objective = fnn.supervised(net, losses.softmax_cross_entropy if classify else losses.mse,
-                               **penalty)
+    return {"l1": rate if cfg["regularization"] == "L1" else 0.0,
+            "l2": rate if cfg["regularization"] == "L2" else 0.0}
+
+
+def build(cfg: dict):
+    """``(net, objective, optimizer, activation)`` for a configuration (the objective with
+    only its nonzero penalties, as ``fnn.supervised`` takes them)."""
+    net, act = network(output_sizes(cfg), cfg["activation"], cfg["initializer"])
+    loss = losses.softmax_cross_entropy if cfg["problem"] == "classification" else losses.mse
+    objective = fnn.supervised(net, loss, **penalties(cfg))
     return net, objective, make_optimizer(cfg), act
 
 
@@ -110,22 +129,81 @@ def make_optimizer(cfg: dict):
     return optim.inject_hyperparams(getattr(optim, cfg["optimizer"]))(**optimizer_args(cfg))
 
 
-def _layers_fn(act, classify: bool):
-    """jit: ``(params, feats) -> [h_1, ..., h_L, out]`` (hidden activations, then the output
-    in [-1, 1]: p1 - p0 for classification, the clipped prediction for regression)."""
-    @jax.jit
-    def run(params, feats):
-        names = sorted(params, key=lambda k: int(k.split("_")[1]))
+@functools.lru_cache(maxsize=64)
+def template(sizes: tuple, activation: str, classify: bool):
+    """``(net, objective)`` of a structure, the objective with BOTH penalties present: its
+    hyperparameters ``{'l1', 'l2'}`` (:func:`penalties`, zero for the kind switched off) are
+    runtime inputs, so no penalty kind or rate is compiled in. A zero weight adds exact
+    zeros (0 * penalty to the loss, 0 * w to the gradient): the numbers of the objective
+    without that penalty."""
+    net, _ = network(sizes, activation)
+    loss = losses.softmax_cross_entropy if classify else losses.mse
+    return net, fnn.supervised(net, loss, l1=1.0, l2=1.0)
+
+
+def structure(cfg: dict) -> tuple:
+    """What the compiled code of a configuration's network is made of (hashable)."""
+    return output_sizes(cfg), cfg["activation"], cfg["problem"] == "classification"
+
+
+# XLA's backend optimization level 0 compiles :func:`observe` (run once per frame: the speed of
+# its code hardly matters) in about half the time; its losses may differ from fnn.evaluate's
+# by an ulp. Not for init_params: its normal initializers would differ from the exported
+# script's jax.jit(net.init) by an ulp.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def init_params(sizes: tuple, activation: str, initializer: str, n_in: int, key):
+    """``net.init(key, (n_in,))[0]`` as ONE compiled program per structure (eager, each new
+    layer shape compiles its own small ops). The exported script initialises the same way:
+    under jit, XLA may fuse a normal initializer's ops differently from eager (an ulp)."""
+    return network(sizes, activation, initializer)[0].init(key, (n_in,))[0]
+
+
+@functools.partial(jax.jit, static_argnums=0, compiler_options=FAST_COMPILE)
+def observe(struct: tuple, penalty: dict, params, train, test, grid):
+    """Everything a frame shows of the state, as ONE compiled program per structure and
+    shapes (the penalty weights are inputs). Returns a dict:
+
+    * ``train``, ``test``: the data losses as ``fnn.evaluate`` computes them
+      (:func:`fnn.train.engine.mean_metrics`, one batch, to an ulp: see FAST_COMPILE; NaN
+      without test points);
+    * ``weight``, ``grad``: ``[L]`` Frobenius norms of each layer's weights and of the
+      training objective's gradient (penalty included);
+    * ``layers``: ``[h_1, ..., h_L-1, out]`` on the ``grid`` features (``(G, units)``, the
+      output ``(G,)`` in [-1, 1]: p1 - p0 for classification, the clipped prediction for
+      regression);
+    * ``dead`` (ReLU networks only): per hidden layer, ``(units,)`` True where the unit is <= 0 on
+      every training point (a dead ReLU).
+    """
+    sizes, activation, classify = struct
+    objective = with_hyperparams(template(*struct)[1], penalty)
+    act = network(sizes, activation)[1]
+    names = sorted(params, key=lambda k: int(k.split("_")[1]))
+
+    def hidden_and_out(feats):
         h, outs = feats, []
         for i, name in enumerate(names):
             z = h @ params[name]["w"] + params[name]["b"][None, :]
             h = act(z) if i < len(names) - 1 else z
             outs.append(h)
-        last = outs[-1]
-        outs[-1] = (jnp.tanh((last[:, 1] - last[:, 0]) / 2) if classify
-                    else jnp.clip(last[:, 0], -1, 1))
         return outs
-    return run
+
+    loss = lambda d: mean_metrics(objective, params, {}, d, d[0].shape[0])["loss"]
+    grads = jax.grad(lambda p: objective(p, {}, train, None, False)[0])(params)
+    norm = lambda a: jnp.sqrt(jnp.sum(jnp.square(a)))
+    outs = hidden_and_out(grid)
+    last = outs[-1]
+    outs[-1] = (jnp.tanh((last[:, 1] - last[:, 0]) / 2) if classify
+                else jnp.clip(last[:, 0], -1, 1))
+    out = {"train": loss(train),
+           "test": loss(test) if test[0].shape[0] else jnp.float32(jnp.nan),
+           "weight": jnp.stack([norm(params[k]["w"]) for k in names]),
+           "grad": jnp.stack([norm(grads[k]["w"]) for k in names]), "layers": outs}
+    if activation == "relu":
+        out["dead"] = [jnp.all(h <= 0, axis=0) for h in hidden_and_out(train[0])[:-1]]
+    return out
 
 
 _PARTS: dict = {}     # build key -> compiled_parts(...), the newest MAX_PARTS kept
@@ -133,25 +211,24 @@ MAX_PARTS = 16
 
 
 def compiled_parts(cfg: dict, n_train: int):
-    """``(net, objective, optimizer, loop, layers, grad)`` for a configuration, cached on what
-    shapes the compiled code (architecture, features, problem, penalty, optimizer kind and
-    arguments' names, batch size, training points): a new data set of the same size, or
-    going back to earlier settings, reuses the compiled engine instead of compiling again."""
+    """``(net, objective, loop)`` for a configuration: the :func:`template` objective (both
+    penalties, runtime weights) and the engine's loop of it, cached on what shapes the
+    compiled code (architecture, features, problem, optimizer kind and arguments' names,
+    batch size, training points; not the penalty or any rate): a new data set of the same
+    size, another penalty, or going back to earlier settings reuses the compiled engine
+    (found by the identity of the loop's objects, without tracing it again)."""
     key = json.dumps([cfg[k] for k in NET_KEYS] + [cfg["problem"], n_train, cfg["numPoints"],
                                                     sorted(optimizer_args(cfg))])
     if key not in _PARTS:
-        net, objective, optimizer, act = build(cfg)
-        loop = functools.partial(epoch_loop, objective, optimizer, cfg["batchSize"], n_train)
-        _PARTS[key] = (net, objective, optimizer, loop,
-                       _layers_fn(act, cfg["problem"] == "classification"),
-                       _measure_fn(objective))
+        net, objective = template(*structure(cfg))
+        loop = functools.partial(epoch_loop, objective, make_optimizer(cfg), cfg["batchSize"],
+                                 n_train)
+        _PARTS[key] = (net, objective, loop)
         while len(_PARTS) > MAX_PARTS:
             _PARTS.pop(next(iter(_PARTS)))
     parts = _PARTS.pop(key)
     _PARTS[key] = parts                    # newest last
-    net, objective, optimizer, loop, layers, measure = parts
-    # the optimizer's numbers are the config's (they live in its state, not in the code)
-    return net, objective, make_optimizer(cfg), loop, layers, measure
+    return parts
 
 
 def epoch_loop(objective, optimizer, batch_size: int, n_train: int, hp) -> EpochLoop:
@@ -160,23 +237,6 @@ def epoch_loop(objective, optimizer, batch_size: int, n_train: int, hp) -> Epoch
     objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
     return EpochLoop(checked_step(objects["objective"], objects["optimizer"]), batch_size,
                      n_train, None, objective=objects["objective"])
-
-
-def _measure_fn(objective):
-    """jit: ``(params, train, test) -> (train loss, test loss, |W_l|, |dL/dW_l|)``: the losses
-    as ``fnn.evaluate`` computes them (:func:`fnn.train.engine.mean_metrics`, one batch), the
-    Frobenius norms of each layer's weights and of the training objective's gradient."""
-    @jax.jit
-    def run(params, train, test):
-        loss = lambda d: mean_metrics(objective, params, {}, d, d[0].shape[0])["loss"]
-        grads = jax.grad(lambda p: objective(p, {}, train, None, False)[0])(params)
-        names = sorted(params, key=lambda k: int(k.split("_")[1]))
-        norm = lambda a: jnp.sqrt(jnp.sum(jnp.square(a)))
-        return (loss(train), loss(test) if test[0].shape[0] else jnp.float32(jnp.nan),
-                jnp.stack([norm(params[k]["w"]) for k in names]),
-                jnp.stack([norm(grads[k]["w"]) for k in names]))
-    return run
-
 
 def _u8(a) -> str:
     """Values in [-1, 1] -> base64 of uint8 (0 = -1, 255 = +1), row-major."""
@@ -215,9 +275,11 @@ class Session:
         self.test = (jnp.asarray(features(c, self.raw[2])), jnp.asarray(self.raw[3]))
         self.grid_feats = jnp.asarray(features(c, self.grid))
         n_train, n_in = (int(d) for d in self.train[0].shape)
-        (self.net, self.objective, self.optimizer, self.loop, self.layers,
-         self.measure) = compiled_parts(c, n_train)
-        params = self.net.init(jax.random.key(c["seed"]), (n_in,))[0]
+        self.net, self.template, self.loop = compiled_parts(c, n_train)
+        self.optimizer = make_optimizer(c)   # its numbers live in its state, not in the code
+        self._set_penalty(c)
+        params = init_params(output_sizes(c), c["activation"], c["initializer"], n_in,
+                             jax.random.key(c["seed"]))
         self.ts = jax.tree.map(jnp.array, TrainState.create(params, self.optimizer))
         self.keys = epoch_keys(jax.random.key(c["seed"]))
         self.epoch, self.chunk, self.warm = 0, CHUNKS[1], set()
@@ -226,6 +288,11 @@ class Session:
         self.constant_since = 0       # settings unchanged since this epoch (for the export)
         self.diverged = False
         self._measure()
+
+    def _set_penalty(self, cfg: dict):
+        """The penalty weights (runtime inputs) and the objective with them."""
+        self.penalty = {k: jnp.asarray(v) for k, v in penalties(cfg).items()}
+        self.objective = with_hyperparams(self.template, self.penalty)
 
     def update(self, changes: dict) -> str:
         """Apply ``changes`` (validated against the current config). Returns what happened:
@@ -241,12 +308,15 @@ class Session:
                 set(optimizer_args(old)) != set(optimizer_args(new)):
             self._new_run()
             return "run"
+        if penalties(old) != penalties(new):
+            self._set_penalty(new)
         if optimizer_args(old) != optimizer_args(new):
             hp = dict(self.ts.opt_state.hyperparams)
             for k, v in optimizer_args(new).items():
                 hp[k] = jnp.asarray(v, hp[k].dtype)
             self.ts = self.ts._replace(opt_state=self.ts.opt_state._replace(hyperparams=hp))
             self.optimizer = make_optimizer(new)
+        if penalties(old) != penalties(new) or optimizer_args(old) != optimizer_args(new):
             self.constant_since = self.epoch
             return "hyper"
         return "view"
@@ -260,10 +330,9 @@ class Session:
         """Train ``count`` epochs from the current state (one compiled call)."""
         if self.diverged:
             return
-        loop_of = self.loop
-        hp = jax.tree.map(jnp.asarray, hyperparameters(objective=loop_of.args[0],
-                                                       optimizer=loop_of.args[1]))
-        program = compiled_epochs(loop_of, hp, self.ts, self.train, None)
+        hp = {"objective": self.penalty,      # the penalty weights and the optimizer's numbers
+              "optimizer": jax.tree.map(jnp.asarray, hyperparams_of(self.loop.args[1]))}
+        program = compiled_epochs(self.loop, hp, self.ts, self.train, None)
         self.ts, _, _ = program(hp, self.ts, self.train, None, self.keys, self.epoch, count)
         self.epoch += count
         self._measure()
@@ -288,8 +357,11 @@ class Session:
 
     def _measure(self):
         """Training and test loss, weight and gradient norms per layer (one compiled call)."""
-        train, test, w, g = jax.device_get(self.measure(self.ts.params, self.train, self.test))
-        train, test = float(train), float(test)
+        seen = jax.device_get(observe(structure(self.config), self.penalty, self.ts.params,
+                                      self.train, self.test, self.grid_feats))
+        self.seen = seen
+        train, test, w, g = (float(seen["train"]), float(seen["test"]), seen["weight"],
+                             seen["grad"])
         self.train_loss, self.test_loss = train, test
         if not math.isfinite(train):
             self.diverged = True
@@ -305,8 +377,7 @@ class Session:
         """The frame: epoch, losses, the output map and each neuron's map (base64 uint8,
         -1..1), the weights, norms, dead ReLU units, and (``full``) the data and history."""
         c, params = self.config, jax.device_get(self.ts.params)
-        outs = jax.device_get(self.layers(self.ts.params, self.grid_feats))
-        hidden, out = outs[:-1], outs[-1]
+        hidden, out = self.seen["layers"][:-1], self.seen["layers"][-1]
         sub = (np.arange(NEURON_GRID) * (GRID - 1) / (NEURON_GRID - 1)).round().astype(int)
         pick = lambda v: np.asarray(v).reshape(GRID, GRID)[np.ix_(sub, sub)]
         scaled = lambda v: v / max(1.0, float(np.nanmax(np.abs(v))) if np.all(np.isfinite(v))
@@ -317,10 +388,7 @@ class Session:
         names = sorted(params, key=lambda k: int(k.split("_")[1]))
         weights = [np.round(np.asarray(params[k]["w"], np.float64), 4).tolist() for k in names]
         biases = [np.round(np.asarray(params[k]["b"], np.float64), 4).tolist() for k in names]
-        dead = []
-        if c["activation"] == "relu":
-            train_h = jax.device_get(self.layers(self.ts.params, self.train[0]))[:-1]
-            dead = [np.flatnonzero(np.all(h <= 0, axis=0)).tolist() for h in train_h]
+        dead = [np.flatnonzero(d).tolist() for d in self.seen.get("dead", [])]
         frame = {"type": "frame", "epoch": self.epoch, "trainLoss": _finite(self.train_loss),
                  "testLoss": _finite(self.test_loss), "diverged": self.diverged,
                  "output": _u8(out), "grid": GRID, "neuronGrid": NEURON_GRID,
@@ -382,7 +450,7 @@ def compare(config: dict, key: str, values: list, epochs: int) -> dict:
         groups = [([c], False) for c in cfgs]
     for group, vector in groups:
         c = group[0]
-        net, objective, _, act = build(c)
+        net, objective, _, _ = build(c)
         train = (features(c, raw[0]), raw[1])
         n_in = train[0].shape[1]
         args = {k: v for k, v in optimizer_args(c).items()}
@@ -393,7 +461,6 @@ def compare(config: dict, key: str, values: list, epochs: int) -> dict:
         res = fnn.sweep(objective, lambda k: net.init(k, (n_in,))[0], make, train,
                         seeds=np.array([g["seed"] for g in group], np.int32), hparams=hparams,
                         epochs=epochs, batch_size=c["batchSize"])
-        layers = _layers_fn(act, c["problem"] == "classification")
         extent = float(max(1.0, math.ceil(np.abs(np.concatenate([raw[0], raw[2]])).max()
                                           * 10 + 1) / 10))
         g = np.linspace(-extent, extent, GRID, dtype=np.float32)
@@ -405,6 +472,8 @@ def compare(config: dict, key: str, values: list, epochs: int) -> dict:
             final = fnn.evaluate(objective, p, {}, train)["loss"]
             variants.append({"value": gc[key], "loss": json_safe(curve.round(5).tolist()),
                              "finalLoss": _finite(final), "diverged": not math.isfinite(final),
-                             "output": _u8(jax.device_get(layers(p, grid)[-1]))})
+                             "output": _u8(jax.device_get(observe(
+                                 structure(c), penalties(c), p, train, train, grid)
+                                 ["layers"][-1]))})
     return {"type": "compare", "key": key, "epochs": epochs, "variants": variants,
             "grid": GRID}
