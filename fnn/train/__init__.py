@@ -27,7 +27,7 @@ from fnn.train.objective import Objective, supervised
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
-           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError", "NonFiniteReport", "multi_step", "Objective",
-           "gan_step", "fit_gan", "GANRun"]
+           "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError",
+           "NonFiniteReport", "multi_step", "Objective", "gan_step", "fit_gan", "GANRun"]
 
 use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)
