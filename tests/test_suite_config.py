@@ -63,7 +63,7 @@ def test_tests_reading_the_same_quick_run_share_a_group_and_the_others_spread():
         conftest.pytest_collection_modifyitems([_Item("test_x", ["quick_run"])])
 
 
-@pytest.mark.quick_runs("backprop_example")
+@pytest.mark.quick_runs("no_such_experiment")   # read by no other test: no group, nothing run
 def test_quick_run_refuses_an_experiment_its_mark_does_not_name(quick_run):
     with pytest.raises(ValueError, match="reads 'quadrant'; expected one of"):
         quick_run("quadrant")
