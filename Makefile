@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/fnn run --out runs
 
-# on every core; tests that start processes share one worker (xdist_group "processes");
+# on every core; the multi-process (jax.distributed) tests share one worker (xdist_group
+# "processes"), tests reading the same experiment's quick run another (tests/conftest.py);
 # the 15 slowest tests are listed, so the next slow one is seen
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15

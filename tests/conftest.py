@@ -1,7 +1,8 @@
 """Test-wide JAX settings, the same in every pytest-xdist worker (this module runs in each
 before any test): four virtual CPU devices, silent dtype or rank promotion is an error, and
 compiled programs are kept in a persistent cache shared by the workers and by later runs.
-And the ``quick_run`` fixture: each experiment's quick run, once per session (per worker)."""
+And the ``quick_run`` fixture: each experiment's quick run, once per session (per worker); tests
+that read the same run share a worker, the others spread over the workers."""
 import functools
 import json
 import os
@@ -36,21 +37,50 @@ def x64():
         yield
 
 
+def _quick_runs_read(item) -> tuple:
+    """The experiments whose quick runs ``item`` reads (its ``quick_runs`` mark)."""
+    mark = item.get_closest_marker("quick_runs")
+    return mark.args if mark else ()
+
+
 @pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist a session fixture runs once per worker: the tests reading
-    ``quick_run`` share one worker (xdist_group "quick_runs"), so each experiment's quick run
-    happens once per session, not once per worker."""
-    for item in items:
-        if "quick_run" in item.fixturenames and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group("quick_runs"))
+    """Under pytest-xdist a session fixture runs once per worker: tests that read the same
+    experiment's quick run (their ``quick_runs(*names)`` marks overlap) share one worker
+    (xdist_group "quick_runs:<one of those names>"), so each quick run happens once per session; a test
+    reading runs no other test reads goes to any worker. A test using ``quick_run`` without
+    the mark is a collection error."""
+    readers = [item for item in items if "quick_run" in item.fixturenames]
+    for item in readers:
+        if not _quick_runs_read(item):
+            raise ValueError(f"conftest: {item.nodeid} uses the quick_run fixture; expected a "
+                             f"@pytest.mark.quick_runs(name, ...) mark naming the experiments "
+                             f"it reads, got none")
+    group = {}                          # experiment -> its group's first name (union-find)
+
+    def root(name):
+        while group.setdefault(name, name) != name:
+            name = group[name]
+        return name
+
+    for item in readers:
+        first, *rest = map(root, _quick_runs_read(item))
+        for other in rest:
+            group[other] = first
+    shared = {}
+    for item in readers:
+        shared.setdefault(root(_quick_runs_read(item)[0]), []).append(item)
+    for name, members in shared.items():
+        if len(members) > 1:
+            for item in members:
+                if not item.get_closest_marker("xdist_group"):
+                    item.add_marker(pytest.mark.xdist_group(f"quick_runs:{name}"))
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory):
-    """``quick_run(name) -> (results, folder)``: ``experiments.run_experiment(name,
-    quick=True)``'s results.json as written, and the folder holding it and the figures.
-    Each experiment runs once per session, however many tests read it."""
+def quick_runs_cache(tmp_path_factory):
+    """``run(name) -> folder``: ``experiments.run_experiment(name, quick=True)`` once per
+    session (per worker), in a session temporary folder."""
     import experiments
 
     root = tmp_path_factory.mktemp("quick-runs")
@@ -60,8 +90,22 @@ def quick_run(tmp_path_factory):
         experiments.run_experiment(name, root, quick=True)
         return root / name
 
+    return run
+
+
+@pytest.fixture
+def quick_run(request, quick_runs_cache):
+    """``quick_run(name) -> (results, folder)``: ``experiments.run_experiment(name,
+    quick=True)``'s results.json as written, and the folder holding it and the figures.
+    Each experiment runs once per session, however many tests read it; a test reads only the
+    experiments its ``quick_runs`` mark names (which decides its xdist group)."""
+    declared = _quick_runs_read(request.node)
+
     def result(name):
-        folder = run(name)
+        if name not in declared:
+            raise ValueError(f"quick_run: {request.node.nodeid} reads {name!r}; expected one "
+                             f"of its quick_runs mark's names {declared}")
+        folder = quick_runs_cache(name)
         return json.loads((folder / "results.json").read_text()), folder
 
     return result

@@ -74,8 +74,39 @@ def test_every_workload_names_an_existing_baseline_and_implementations(bench):
             assert f"def {function}(" in path.read_text(), (name, label, target)
 
 
+@pytest.mark.parametrize("workload, small", [
+    ("quadrant", {"steps": 20}),
+    ("mlp", {"n": 256}),
+])
+def test_every_implementation_of_the_gpu_checks_dry_run_workloads_runs(bench, monkeypatch,
+                                                                       tmp_path, workload,
+                                                                       small):
+    """What scripts/gpu_check.sh --dry-run's bench step runs (every implementation of quadrant
+    and mlp, through ``bench.worker``), in this process on a small config: each one trains and
+    reports a rate, or says that its peer library is not installed."""
+    import dataclasses
+    from benchmarks import workloads
+
+    spec = workloads.WORKLOADS[workload]
+    monkeypatch.setitem(workloads.WORKLOADS, workload,
+                        dataclasses.replace(spec, config={**spec.config, **small}))
+    data = workloads.make_data(workload)
+    if workload == "mlp":
+        data = {k: v[:small["n"]] for k, v in data.items()}
+    np.savez(tmp_path / "data.npz", **data)
+    ran = []
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        for label in spec.impls:   # the peers run in their own processes in the real bench
+            out = bench.worker(workload, label, str(tmp_path / "data.npz"), 1)
+            if "skipped" in out:
+                assert label in spec.peers and "is not installed" in out["skipped"], out
+                continue
+            assert out["rate"] > 0 and out["compile_s"] >= 0 and out["repeats"] == 1, label
+            ran.append(label)
+    assert {"fnn", "jax"} <= set(ran), ran
+
+
 @pytest.mark.slow
-@pytest.mark.xdist_group("processes")
 def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(BENCH), "quadrant", "--impls", "fnn,jax",
@@ -97,15 +128,34 @@ def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     assert len(pids) == 4 and not pids & {subprocess.os.getpid()}
 
 
+GPU_CHECK = ROOT / "scripts" / "gpu_check.sh"
+
+
+def test_the_gpu_check_scripts_bench_steps_name_existing_workloads(bench):
+    """Every workload the GPU check's bench steps (real, dry run, smoke) name exists, and the
+    smoke run's bench step is the dry run's cut to one row."""
+    from benchmarks.workloads import WORKLOADS
+
+    steps = [line.split("BENCH=(", 1)[1].split(")", 1)[0].split()
+             for line in GPU_CHECK.read_text().splitlines() if "BENCH=(" in line]
+    assert len(steps) == 3, steps
+    real = [w for w in steps[2] if not w.startswith("--") and not w[0].isdigit()]
+    assert {"quadrant", "mlp", "cnn", "lstm"} <= set(real) <= set(WORKLOADS), real
+    dry, smoke = steps[0], steps[1]
+    assert dry[:2] == ["quadrant", "mlp"] and smoke[:3] == ["quadrant", "--impls", "fnn"]
+
+
 @pytest.mark.slow
-@pytest.mark.xdist_group("processes")
-def test_the_gpu_check_script_dry_runs_on_the_cpu(tmp_path):
-    """scripts/gpu_check.sh, prepared for a GPU machine, runs its steps small on the CPU."""
-    script = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.sh"
+def test_the_gpu_check_script_smoke_runs_on_the_cpu(tmp_path):
+    """scripts/gpu_check.sh, prepared for a GPU machine, runs its steps small on the CPU
+    (``--smoke``: the dry run's test step, its bench step on fnn's quadrant row; every
+    implementation of the dry run's workloads is run in
+    test_every_implementation_of_the_gpu_checks_dry_run_workloads_runs)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True,
+    proc = subprocess.run(["bash", str(GPU_CHECK), "--smoke"], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "passed" in (tmp_path / "tests.txt").read_text()
-    rows = json.loads((tmp_path / "bench.json").read_text())
-    assert "quadrant" in json.dumps(rows) and "mlp" in json.dumps(rows)
+    assert "cpu" in (tmp_path / "devices.txt").read_text().lower()
+    assert " passed" in (tmp_path / "tests.txt").read_text()
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert set(results) == {"quadrant"} and results["quadrant"]["fnn"]["rate"] > 0

@@ -119,6 +119,7 @@ def test_depth_vs_width_budgets():
 # ----------------------------------------------------------------------------- end to end
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("activations")
 def test_activations(quick_run):
     r = _run("activations", quick_run)
     ratio = r["first_over_last_layer_gradient"]
@@ -134,6 +135,7 @@ def test_activations(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("initialization")
 def test_initialization(quick_run):
     r = _run("initialization", quick_run)
     for act in ("tanh", "relu"):
@@ -148,6 +150,7 @@ def test_initialization(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("regularization")
 def test_regularization(quick_run):
     r = _run("regularization", quick_run)
     l1, l2 = r["variants"]["l1"]["first_layer"], r["variants"]["l2"]["first_layer"]
@@ -160,6 +163,7 @@ def test_regularization(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("preprocessing")
 def test_preprocessing(quick_run):
     r = _run("preprocessing", quick_run)
     kappa = r["condition_number"]
@@ -172,6 +176,7 @@ def test_preprocessing(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("depth_vs_width")
 def test_depth_vs_width(quick_run):
     r = _run("depth_vs_width", quick_run)
     pair = experiments.load("depth_vs_width").QUICK["pair"]
@@ -182,6 +187,7 @@ def test_depth_vs_width(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("universal_approximation")
 def test_universal_approximation(quick_run):
     r = _run("universal_approximation", quick_run)
     mse = r["test_mse"]
@@ -191,6 +197,7 @@ def test_universal_approximation(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("learning_rate")
 def test_learning_rate(quick_run):
     r = _run("learning_rate", quick_run)
     kinds = r["kinds"]["circle"]
@@ -221,6 +228,7 @@ def test_learning_rate(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("batch_size")
 def test_batch_size(quick_run):
     r = _run("batch_size", quick_run)
     noise = r["noise"]["batch 32"]
@@ -231,6 +239,7 @@ def test_batch_size(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("playground")
 def test_playground(quick_run):
     r = _run("playground", quick_run)
     t = r["table"]

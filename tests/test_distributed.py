@@ -17,7 +17,8 @@ import pytest
 
 from fnn import checkpoint
 
-# Processes of their own: on one xdist worker with the suite's other process-starting tests.
+# Processes that meet at a port and wait on each other (Gloo): one xdist worker runs these
+# one at a time. (The suite's other process-starting tests share nothing: any worker.)
 pytestmark = pytest.mark.xdist_group("processes")
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))

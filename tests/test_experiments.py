@@ -22,6 +22,7 @@ def _run(name, quick_run):
     return written
 
 
+@pytest.mark.quick_runs("backprop_example")
 def test_backprop_example_reproduces_every_published_digit(quick_run):
     r = _run("backprop_example", quick_run)
     assert f"{r['E_total']:.9f}" == "0.298371109"
@@ -41,6 +42,7 @@ def test_rounds_to_compares_printed_digits():
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("quadrant")
 def test_quadrant_fnn_and_numpy_curves_agree(quick_run):
     r = _run("quadrant", quick_run)
     assert len(r["loss_fnn"]) == len(r["loss_numpy"]) == experiments.load("quadrant").QUICK["steps"]
@@ -52,6 +54,7 @@ def test_quadrant_fnn_and_numpy_curves_agree(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("logic_gates")
 def test_logic_gates(quick_run):
     r = _run("logic_gates", quick_run)
     for gate in ("AND", "OR"):
@@ -104,6 +107,7 @@ def test_cli_run_with_overrides_writes_results(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("optimizers")
 def test_optimizers_experiment_draws_its_paths_curves_and_learning_rate_bands(quick_run):
     # fnn = optax step by step is tests/test_optim_equivalence.py's; here only the experiment
     r = _run("optimizers", quick_run)
@@ -145,7 +149,6 @@ def test_optimizers_experiment_draws_its_paths_curves_and_learning_rate_bands(qu
     assert swept == pytest.approx(loss, rel=1e-4)
 
 
-@pytest.mark.xdist_group("processes")
 def test_cli_persistent_compile_cache_is_written_and_can_be_turned_off(tmp_path):
     import subprocess
     import sys

@@ -14,7 +14,8 @@ def _run(name, quick_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.quick_runs(n))
+                                  for n in ("digits_mlp", "digits_cnn")])
 def test_digits_classifiers(name, quick_run):
     r = _run(name, quick_run)
     confusion = np.asarray(r["confusion"])
@@ -25,6 +26,7 @@ def test_digits_classifiers(name, quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("grouped_conv")
 def test_grouped_conv_counts_match_the_notes(quick_run):
     r = _run("grouped_conv", quick_run)
     assert {g: row["weights"] for g, row in r["groups"].items()} == {"1": 18432, "2": 9216, "4": 4608}
@@ -34,6 +36,7 @@ def test_grouped_conv_counts_match_the_notes(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("resnet_vs_plain")
 def test_resnet_vs_plain(quick_run):
     r = _run("resnet_vs_plain", quick_run)
     for name in ("resnet", "plain"):
@@ -43,6 +46,7 @@ def test_resnet_vs_plain(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("mnist1d")
 def test_mnist1d_lists_paper_and_fnn(quick_run):
     r = _run("mnist1d", quick_run)
     assert {k: v["published"] for k, v in r["models"].items()} == {

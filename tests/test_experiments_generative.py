@@ -33,6 +33,7 @@ def _run(name, quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("autoencoder")
 def test_autoencoder_quick(quick_run):
     r = _run("autoencoder", quick_run)
     assert len(r["figures"]) == 3
@@ -42,6 +43,7 @@ def test_autoencoder_quick(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("vae")
 def test_vae_quick(quick_run):
     r = _run("vae", quick_run)
     assert len(r["test_elbo_per_epoch"]) == experiments.load("vae").QUICK["epochs"]
@@ -49,6 +51,7 @@ def test_vae_quick(quick_run):
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("gan")
 def test_gan_quick(quick_run):
     r = _run("gan", quick_run)
     assert sorted(r["snapshots"], key=int) == ["0", "2"]

@@ -18,6 +18,7 @@ def _run(name, quick_run):
     return written
 
 
+@pytest.mark.quick_runs("memory_length")
 def test_memory_length(quick_run):
     r = _run("memory_length", quick_run)
     quick = experiments.config_for("memory_length", quick=True)
@@ -36,6 +37,7 @@ def test_memory_length(quick_run):
     assert ev["rnn_test_mse_at_100"] is None  # the quick config has no T = 100
 
 
+@pytest.mark.quick_runs("esn_forecast")
 def test_esn_forecast(quick_run):
     r = _run("esn_forecast", quick_run)
     for model in ("esn", "lstm"):
@@ -46,6 +48,7 @@ def test_esn_forecast(quick_run):
     assert len(r["plot"]["esn_free"]) == quick["horizon"] == 84
 
 
+@pytest.mark.quick_runs("mnist1d_gru")
 def test_mnist1d_gru(quick_run):
     r = _run("mnist1d_gru", quick_run)
     assert r["published"] == 0.91

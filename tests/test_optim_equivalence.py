@@ -193,8 +193,10 @@ def trajectories():
     return get
 
 
-@pytest.mark.xdist_group("optim_trajectories")   # one worker computes the module fixture
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+# the module fixture computes a dtype's trajectories once per worker: a worker per dtype
+@pytest.mark.parametrize("dtype", [
+    pytest.param(d, marks=pytest.mark.xdist_group(f"optim_trajectories_{d}"))
+    for d in ("float32", "float64")])
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
 def test_trajectory_matches_optax(case, dtype, trajectories):
     ours, theirs = trajectories(dtype)

@@ -113,6 +113,7 @@ def test_cli_report_takes_the_folder_as_an_argument_and_run_writes_the_page(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.quick_runs("learning_rate", "playground", "backprop_example")
 def test_report_from_quick_runs(tmp_path, quick_run):
     names = ("learning_rate", "playground", "backprop_example")
     for name in names:

@@ -80,7 +80,6 @@ def _finish(proc, timeout=60):
     return stderr
 
 
-@pytest.mark.xdist_group("processes")
 def test_a_run_killed_with_sigkill_resumes_bit_identically(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -34,3 +34,36 @@ def test_xdist_groups_reach_the_scheduler(request):
     if request.config.getoption("dist", "no") == "loadgroup" or getattr(
             request.config.option, "loadgroup", False):
         assert request.node.nodeid.endswith("@processes"), request.node.nodeid
+
+
+class _Item:
+    """What conftest's collection hook reads of a test item."""
+
+    def __init__(self, nodeid, fixtures, reads=()):
+        self.nodeid, self.fixturenames = nodeid, fixtures
+        self.marks = {"quick_runs": pytest.mark.quick_runs(*reads).mark} if reads else {}
+
+    def get_closest_marker(self, name):
+        return self.marks.get(name)
+
+    def add_marker(self, mark):
+        self.marks[mark.mark.name] = mark.mark
+
+
+def test_tests_reading_the_same_quick_run_share_a_group_and_the_others_spread():
+    items = [_Item("a", ["quick_run"], ["x"]), _Item("b", ["quick_run"], ["y", "x"]),
+             _Item("c", ["quick_run"], ["z", "y"]), _Item("d", ["quick_run"], ["w"]),
+             _Item("e", ["tmp_path"])]
+    conftest.pytest_collection_modifyitems(items)
+    groups = {i.nodeid: i.get_closest_marker("xdist_group") for i in items}
+    grouped = {k: g.args for k, g in groups.items() if g}
+    assert set(grouped) == {"a", "b", "c"} and grouped["a"] == grouped["b"] == grouped["c"]
+    assert grouped["a"][0] in ("quick_runs:x", "quick_runs:y", "quick_runs:z")
+    with pytest.raises(ValueError, match="test_x uses the quick_run fixture; expected a"):
+        conftest.pytest_collection_modifyitems([_Item("test_x", ["quick_run"])])
+
+
+@pytest.mark.quick_runs("no_such_experiment")   # read by no other test: no group, nothing run
+def test_quick_run_refuses_an_experiment_its_mark_does_not_name(quick_run):
+    with pytest.raises(ValueError, match="reads 'quadrant'; expected one of"):
+        quick_run("quadrant")
