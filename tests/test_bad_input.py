@@ -217,7 +217,8 @@ CASES = [
      lambda t: fit(early_stopping=fnn.EarlyStopping(monitor="loss", patience=0)), ValueError,
      r"EarlyStopping: patience must be a positive int, got 0"),
     ("fit callback not callable", lambda t: fit(callbacks=[3]), TypeError,
-     r"fit: callbacks must be a function f\(epoch, metrics\) -> stop\?, got 3"),
+     r"fit: callbacks must be a function f\(epoch, metrics\) -> stop\?, f\(epoch, metrics, "
+     r"state\) -> stop\? or an fnn.train.hooks.Hook, got 3"),
     # ------------------------------------------------------------ files and directories
     ("checkpoint of random bytes", lambda t: checkpoint.restore(garbage(t)), ValueError,
      r"garbage.npz' is not a readable fnn checkpoint \(truncated, corrupted or not an .npz archive\)"),
