@@ -10,18 +10,8 @@ import pytest
 
 import fnn
 
+from training_problem import NET, OBJ, PARAMS, blobs  # the shared small problem
 
-def blobs(n=120, d=4, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(classes, d)) * 3
-    y = rng.integers(0, classes, n).astype(np.int32)
-    x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
-    return x, y
-
-
-NET = fnn.serial(fnn.Dense(8), fnn.relu, fnn.Dense(3))
-PARAMS = NET.init(jax.random.key(0), (4,))[0]
-OBJ = fnn.supervised(NET)
 
 
 def fit(data, optimizer=None, **kw):
