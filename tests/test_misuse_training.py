@@ -13,7 +13,6 @@ import fnn
 from training_problem import NET, OBJ, PARAMS, blobs  # the shared small problem
 
 
-
 def fit(data, optimizer=None, **kw):
     kw = {"progress": False, **kw}
     return fnn.fit(OBJ, PARAMS, optimizer or fnn.optim.sgd(0.1), data, **kw)
