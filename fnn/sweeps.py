@@ -31,9 +31,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from fnn._cpu_grad import target_platform, value_and_grad
 from fnn.precision import cast_objective, get_policy
 from fnn.sharding import SINGLE_DEVICE, DataParallel, SingleDevice, auto_mesh
-from fnn.train.config import batch_size_for, check_trainer
-from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
+from fnn.train.config import batch_size_for, check_trainer, validation_batch_size
 from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
+from fnn.train.runs import run
 from fnn.train.step import TrainState, checked_step
 from fnn.validation import function, num_examples, positive_int
 
@@ -174,29 +174,48 @@ class OneDeviceSweep(NamedTuple):
 ONE_DEVICE = OneDeviceSweep()
 
 
-def _sweep_program(args: tuple, *options) -> Callable:
-    """:func:`_sweep_runner` of ``options`` from the compile cache
+class SweepProgram(NamedTuple):
+    """What one sweep program is built from: the objects (compared by identity for the compile
+    cache's shortcut, :func:`fnn.train.programs.remembered`), the sizes and the run and
+    placement options of :func:`_sweep_runner`. ``init``: ``key -> params``, or None when every
+    run starts from the same params; ``seed_axis`` and ``hp_axes`` (``((name, axis), ...)``):
+    0 for a per-run value, None for one shared by all runs."""
+    objective: Callable
+    init: Callable | None
+    make_optimizer: Callable
+    n_runs: int
+    n: int
+    batch_size: int
+    val_batch_size: int | None
+    epochs: int
+    hp_dtypes: tuple
+    seed_axis: int | None
+    hp_axes: tuple
+    placement: Any
+    shuffle_blocks: int
+    grad_options: tuple
+    policy: Any
+
+
+def _sweep_program(args: tuple, program: SweepProgram) -> Callable:
+    """:func:`_sweep_runner` of ``program`` from the compile cache
     (:mod:`fnn.train.programs`), keyed by the fingerprint of the vmapped run traced on
     ``args`` (so rebuilt objects of the same structure share it), the placement and the
     inputs' specs; the fingerprint is skipped for the very objects of an earlier sweep."""
-    placement = options[12]
     shapes = spec(args)
 
     def key():
-        run = _sweep_runner(*options)
-        return ("sweep", fingerprint(run, *args), placement, shapes)
+        return ("sweep", fingerprint(_sweep_runner(program), *args), program.placement, shapes)
 
-    program_key = remembered(("sweep", tuple(identity(o) for o in options), shapes), key)
-    return PROGRAMS.get(program_key, lambda: _sweep_runner(*options))
+    program_key = remembered(("sweep", tuple(identity(o) for o in program), shapes), key)
+    return PROGRAMS.get(program_key, lambda: _sweep_runner(program))
 
 
-def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_size: int,
-                  val_batch_size: int | None, epochs: int, init_is_fn: bool, hp_dtypes: tuple,
-                  seed_axis, hp_axes: tuple, placement=ONE_DEVICE, shuffle_blocks: int = 1,
-                  grad_options: tuple = (), policy=None):
+def _sweep_runner(p: SweepProgram) -> Callable:
     """The jitted ``run(seeds[N], hparams{[N]}, params0, model_state, data, val_data) ->
-    (ts[N], metrics{[N, epochs]})`` (taken from the compile cache by :func:`_sweep_program`,
-    so repeated sweeps reuse the compilation).
+    (ts[N], metrics{[N, epochs]})``: :func:`fnn.train.run` of each run's optimizer and
+    initial state, vmapped over the runs (taken from the compile cache by
+    :func:`_sweep_program`, so repeated sweeps reuse the compilation).
 
     A seed or hyperparameter shared by all runs is passed unbatched (axis None): then
     everything that depends only on it (the shuffles, the minibatch gathers, the first layer's
@@ -209,27 +228,24 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
 
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
-    data_parallel = placement.data_parallel()
-    evaluated = objective if policy is None else cast_objective(objective, policy)
-    guard = None if policy is None or policy.loss_scaling is None else "skip"
+    data_parallel = p.placement.data_parallel()
+    evaluated = p.objective if p.policy is None else cast_objective(p.objective, p.policy)
+    guard = None if p.policy is None or p.policy.loss_scaling is None else "skip"
 
     def one_run(seed, hp, params0, model_state, data, val_data):
-        base = jax.random.key(seed)
-        params = init(base) if init_is_fn else params0
-        hp = {k: v.astype(dt) for (k, dt), v in zip(hp_dtypes, (hp[k] for k, _ in hp_dtypes))}
-        optimizer = make_optimizer(**hp)
-        step = checked_step(objective, optimizer, precision=policy, **dict(grad_options))
-        loop = EpochLoop(step, batch_size, n, guard, objective=evaluated,
-                         val_batch_size=val_batch_size, shuffle_blocks=shuffle_blocks,
-                         parallel=data_parallel)
-        ts = TrainState.create(params, optimizer, model_state, precision=policy)
-        (ts, _), metrics = run_epochs(loop, (ts, None), data, val_data, epoch_keys(base), 0,
-                                      epochs)
-        return ts, metrics
+        key = jax.random.key(seed)
+        optimizer = p.make_optimizer(**{k: hp[k].astype(dt) for k, dt in p.hp_dtypes})
+        step = checked_step(p.objective, optimizer, precision=p.policy, **dict(p.grad_options))
+        ts = TrainState.create(params0 if p.init is None else p.init(key), optimizer,
+                               model_state, precision=p.policy)
+        out = run(step, ts, data, key, epochs=p.epochs, batch_size=p.batch_size, guard=guard,
+                  objective=evaluated, val_data=val_data, val_batch_size=p.val_batch_size,
+                  shuffle_blocks=p.shuffle_blocks, parallel=data_parallel)
+        return out.ts, out.metrics
 
-    in_axes = (seed_axis, dict(hp_axes), None, None, None, None)
-    return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=n_runs,
-                            **placement.vmap_options()), **placement.jit_options())
+    in_axes = (p.seed_axis, dict(p.hp_axes), None, None, None, None)
+    return jax.jit(jax.vmap(one_run, in_axes=in_axes, axis_size=p.n_runs,
+                            **p.placement.vmap_options()), **p.placement.jit_options())
 
 
 class SweepPlacement(NamedTuple):
@@ -351,6 +367,43 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     runs share every kernel launch, so N small runs take far less than N times one run.
     Memory grows N-fold (params, optimizer state, activations of one step).
     """
+    c = _checked(objective, init, make_optimizer, data, seeds, hparams, epochs, batch_size,
+                 model_state, validation_data, precision)
+    program, args = _prepared(c, objective, make_optimizer, mesh, run_axis, data_axis,
+                              shuffle_blocks, canonical_matmuls)
+    ts, metrics = _sweep_program(args, program)(*args)
+    ts = program.placement.returned(ts)
+    history = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+    return SweepResult(ts.params, ts.model_state, ts.opt_state, history, c.seeds,
+                       {k: np.asarray(a) for k, a in c.hp.items()})
+
+
+class CheckedSweep(NamedTuple):
+    """``sweep``'s arguments, checked (:func:`_checked`): ``n_runs``, the per-run ``seeds``
+    (int32 [N]) and ``hp`` (``{name: [N]}``) with the dtypes ``hp_dtypes`` they reach the
+    optimizer in, the precision ``policy`` (or None), the sizes, ``init`` (``key -> params``,
+    or None), ``p0`` (run 0's initial params), the model state and the data as arrays."""
+    n_runs: int
+    seeds: np.ndarray
+    hp: dict
+    hp_dtypes: tuple
+    policy: Any
+    n: int
+    batch_size: int
+    val_batch_size: int | None
+    epochs: int
+    init: Callable | None
+    p0: Any
+    model_state: Any
+    data: Any
+    validation_data: Any
+
+
+def _checked(objective, init, make_optimizer, data, seeds, hparams, epochs, batch_size,
+             model_state, validation_data, precision) -> CheckedSweep:
+    """``sweep``'s arguments checked before anything is traced (errors name ``sweep``): the
+    objective, the factory called with every run's hyperparameters, the sizes, the seeds, and
+    the data (and validation data) against the objective on run 0's initial params."""
     check_trainer("sweep", objective, None)
     function("sweep", "make_optimizer", make_optimizer, "(**hparams) -> optimizer, e.g. "
              "fnn.optim.sgd")
@@ -359,47 +412,70 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     n = num_examples("sweep", data)
     batch_size = batch_size_for("sweep", batch_size, n)
     n_runs, seeds_arr, hp = _runs(seeds, {} if hparams is None else hparams)
-    init_is_fn = callable(init)
     model_state = {} if model_state is None else model_state
     data = jax.tree.map(jnp.asarray, data)
     val_batch_size = None
     if validation_data is not None:
         n_val = num_examples("sweep(validation_data)", validation_data)
-        val_batch_size = min(n_val, max(batch_size, 1024))
+        val_batch_size = validation_batch_size(n_val, batch_size)
         validation_data = jax.tree.map(jnp.asarray, validation_data)
-    hp_dtypes = _hp_dtypes(init, init_is_fn, hp, policy)
+    hp_dtypes = _hp_dtypes(init, callable(init), hp, policy)
     _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
-    p0 = init(jax.random.key(int(seeds_arr[0]))) if init_is_fn else init
+    p0 = init(jax.random.key(int(seeds_arr[0]))) if callable(init) else init
     check_data = getattr(objective, "check_data", None)
     if check_data is not None:
         check_data(p0, model_state, data, "sweep")
         if validation_data is not None:
             check_data(p0, model_state, validation_data, "sweep(validation_data)")
+    return CheckedSweep(n_runs, seeds_arr, hp, hp_dtypes, policy, n, batch_size, val_batch_size,
+                        epochs, init if callable(init) else None, p0, model_state, data,
+                        validation_data)
 
-    placement = _placement(mesh, run_axis, data_axis, n_runs, batch_size, n)
-    blocks = (placement.data_parallel().size if placement.data_axis
-              else shuffle_blocks or 1)
-    blocks = blocks if batch_size < n else 1
+
+def _prepared(c: CheckedSweep, objective, make_optimizer, mesh, run_axis: str, data_axis: str,
+              shuffle_blocks, canonical_matmuls: bool) -> tuple[SweepProgram, tuple]:
+    """The program to run and its arguments ``(seeds, hparams, params0, model_state, data,
+    val_data)``, placed: the placement on ``mesh``, the shuffle's blocks, which seeds and
+    hyperparameters are shared (passed unbatched), and the gradient's form."""
+    placement = _placement(mesh, run_axis, data_axis, c.n_runs, c.batch_size, c.n)
     shared = lambda a: not placement.shards_runs and bool(np.all(a == a[0]))
-    seed_axis = None if shared(seeds_arr) else 0
-    hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(hp.items()))
-    platform = target_platform(data)
+    seed_axis = None if shared(c.seeds) else 0
+    hp_axes = tuple((k, None if shared(a) else 0) for k, a in sorted(c.hp.items()))
+    program = SweepProgram(objective, c.init, make_optimizer, c.n_runs, c.n, c.batch_size,
+                           c.val_batch_size, c.epochs, c.hp_dtypes, seed_axis, hp_axes,
+                           placement, _shuffle_blocks(placement, shuffle_blocks, c),
+                           _grad_options(objective, c, canonical_matmuls), c.policy)
+    args = placement.place(jnp.asarray(c.seeds if seed_axis == 0 else c.seeds[0]),
+                           {k: jnp.asarray(c.hp[k] if axis == 0 else c.hp[k][0])
+                            for k, axis in hp_axes}, hp_axes,
+                           None if c.init is not None else c.p0, c.model_state, c.data,
+                           c.validation_data)
+    return program, args
+
+
+def _shuffle_blocks(placement, shuffle_blocks, c: CheckedSweep) -> int:
+    """B of each run's shuffle: the data shards on a 2-D mesh, else ``shuffle_blocks`` (None:
+    1); 1 for a full batch (no shuffle)."""
+    blocks = positive_int("sweep", "shuffle_blocks", shuffle_blocks, none_ok=True) or 1
+    if placement.data_axis:
+        blocks = placement.data_parallel().size
+    if c.batch_size >= c.n:
+        return 1
+    if blocks > 1 and (c.n % blocks or c.batch_size % blocks):
+        raise ValueError(f"sweep: shuffle_blocks={blocks} needs the example count ({c.n}) and "
+                         f"the batch size ({c.batch_size}) to divide by {blocks}")
+    return blocks
+
+
+def _grad_options(objective, c: CheckedSweep, canonical_matmuls: bool) -> tuple:
+    """``checked_step``'s gradient options ``(('canonical_matmuls', bool), ('platform',
+    name))``: canonical matmuls only if the objective re-traces with them (see ``sweep``)."""
+    platform = target_platform(c.data)
     if canonical_matmuls:
         abstract = lambda t: jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype),
                                           t)
-        leaves, treedef = jax.tree.flatten(abstract((p0, model_state, jax.tree.map(
-            lambda a: a[:batch_size], data))))
-        canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform, policy)
-    grad_options = (("canonical_matmuls", canonical_matmuls), ("platform", platform))
-    args = (jnp.asarray(seeds_arr if seed_axis == 0 else seeds_arr[0]),
-            {k: jnp.asarray(hp[k] if axis == 0 else hp[k][0]) for k, axis in hp_axes},
-            None if init_is_fn else init, model_state, data, validation_data)
-    args = placement.place(*args[:1], args[1], hp_axes, *args[2:])
-    run = _sweep_program(args, objective, init if init_is_fn else None, make_optimizer, n_runs,
-                         n, batch_size, val_batch_size, epochs, init_is_fn, hp_dtypes, seed_axis,
-                         hp_axes, placement, blocks, grad_options, policy)
-    ts, metrics = run(*args)
-    ts = placement.returned(ts)
-    history = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-    return SweepResult(ts.params, ts.model_state, ts.opt_state, history, seeds_arr,
-                       {k: np.asarray(a) for k, a in hp.items()})
+        leaves, treedef = jax.tree.flatten(abstract((c.p0, c.model_state, jax.tree.map(
+            lambda a: a[:c.batch_size], c.data))))
+        canonical_matmuls = _matmuls_retrace(objective, tuple(leaves), treedef, platform,
+                                             c.policy)
+    return (("canonical_matmuls", canonical_matmuls), ("platform", platform))

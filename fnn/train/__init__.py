@@ -4,6 +4,7 @@
 * :mod:`fnn.train.step`       ``TrainState``, ``train_step``, the engine's checked step
 * :mod:`fnn.train.engine`     the epoch engine every trainer runs on (keys, shuffles, the
   minibatch scan, metric means, the validation pass, the NaN guard)
+* :mod:`fnn.train.runs`       ``run``: one training run as one pure, vmappable function
 * :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
 * :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
   history, the NaN guard's report and the divergence warning in modules of their own;
@@ -24,10 +25,12 @@ from fnn.train.multi_step import multi_step
 from fnn.train.gan import GANRun, fit_gan, gan_step
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.objective import Objective, supervised
+from fnn.train.runs import RunResult, run
 from fnn.train.step import TrainState, checked_step, train_step
 
 __all__ = ["TrainState", "supervised", "train_step", "checked_step", "evaluate", "EarlyStopping",
            "EarlyStop", "DivergenceWarning", "FitResult", "fit", "NonFiniteError",
-           "NonFiniteReport", "multi_step", "Objective", "gan_step", "fit_gan", "GANRun"]
+           "NonFiniteReport", "multi_step", "Objective", "gan_step", "fit_gan", "GANRun", "run",
+           "RunResult"]
 
 use_persistent_cache()  # compiled programs persist across processes (FNN_COMPILE_CACHE=0: off)

@@ -13,7 +13,7 @@ from fnn.train.engine import EPOCH_CHUNK, GUARDS
 from fnn.train.hooks import Hook
 from fnn.train.multi_step import is_engine_step
 
-__all__ = ["FitConfig", "batch_size_for", "check_trainer"]
+__all__ = ["FitConfig", "batch_size_for", "validation_batch_size", "check_trainer"]
 
 OBJECTIVE = "(params, state, batch, key, train) -> (loss, (state, metrics)), e.g. fnn.supervised(net)"
 
@@ -51,6 +51,12 @@ def batch_size_for(who: str, batch_size, n: int) -> int:
         raise ValueError(f"{who}: batch_size ({batch_size}) is larger than the dataset ({n} "
                          f"examples); use batch_size=None for full-batch training")
     return int(batch_size)
+
+
+def validation_batch_size(n_val: int, batch_size: int) -> int:
+    """The validation pass's batch size for ``n_val`` examples after training in batches of
+    ``batch_size``: ``min(n_val, max(batch_size, 1024))``."""
+    return min(n_val, max(batch_size, 1024))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from fnn._cpu_grad import target_platform
 from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, SingleDevice, data_parallel
-from fnn.train.config import FitConfig, batch_size_for
+from fnn.train.config import FitConfig, batch_size_for, validation_batch_size
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.multi_step import is_engine_step
 from fnn.train.programs import hyperparameters, with_hyperparameters
@@ -169,7 +169,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         val = parallel.replicated(val_data)
     if check_data is not None:
         check_data(params, state, val, "fit(validation_data)")
-    return val, min(n_val, max(batch_size, 1024)), None
+    return val, validation_batch_size(n_val, batch_size), None
 
 
 def _same_examples(val_data, example) -> None:
