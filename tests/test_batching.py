@@ -137,3 +137,23 @@ def test_validation_messages():
     with pytest.raises(ValueError, match=r"epochs: seed must be an int"):
         epochs(make(), 2, 1, seed=None)
     assert batches(make(), 2, key=jax.random.PRNGKey(0))["y"].shape == (5, 2)  # raw keys work
+
+
+@pytest.mark.parametrize("remainder", ["drop", "pad"])
+def test_epochs_are_the_minibatches_fit_trains_on(remainder):
+    """An objective that reports its batch's example ids: fit(seed=s, step_metrics=True)
+    records every step's ids, which are epochs(..., seed=s)'s (under 'pad', its full rows)."""
+    import fnn
+
+    data = make(37)
+
+    def objective(params, state, batch, key, train):
+        return jnp.mean((batch["x"] @ params["w"]) ** 2), (state, {"ids": batch["y"]})
+
+    res = fnn.fit(objective, {"w": jnp.ones((3,))}, fnn.optim.sgd(0.01), data, epochs=3,
+                  batch_size=8, seed=5, step_metrics=True, progress=False)
+    out = epochs(data, 8, 3, seed=5, remainder=remainder)
+    batched = out[0] if remainder == "pad" else out
+    trained = res.history["ids"]                     # (epochs, steps, batch): 37 // 8 = 4 steps
+    assert trained.shape == (3, 4, 8)
+    np.testing.assert_array_equal(ids_of(batched)[:, :4], trained)

@@ -19,6 +19,7 @@ UPWARD = [
     ("fnn.layers", "fnn.interop"), ("fnn.layers", "fnn.sweeps"),
     ("fnn.models", "fnn.train"), ("fnn.models", "fnn.sweeps"),
     ("fnn.train", "fnn.models"), ("fnn.train", "fnn.sweeps"),
+    ("fnn.train", "fnn.data"),   # fnn.data.epochs uses the engine's shuffle: data sits on train
     ("fnn.checkpoint.encoding", "fnn.checkpoint."), ("fnn.checkpoint.pieces", "fnn.checkpoint.saveload"),
     ("fnn.checkpoint.pieces", "fnn.checkpoint.manager"),
     ("fnn.checkpoint.saveload", "fnn.checkpoint.manager"),

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn.train.engine import epoch_keys, epoch_order
 from fnn.validation import integer, num_examples, one_of, positive_int, prng_key
 
 __all__ = ["batches", "epochs", "REMAINDER_POLICIES"]
@@ -88,17 +89,20 @@ def epochs(data, batch_size: int, num_epochs: int, *, seed: int, remainder: str 
     """``num_epochs`` shuffled passes over ``data``, stacked along leading epoch and step axes.
 
     Every leaf of shape (n, *s) becomes (num_epochs, steps, batch_size, *s); epoch e is
-    ``batches(data, batch_size, key=fold_in(fold_in(jax.random.key(seed), 0), e))`` — the
-    shuffle ``fnn.fit(..., seed=seed)`` uses — so any epoch can be regenerated on its own. With ``remainder='pad'`` returns ``(batched, mask)``,
-    mask (num_epochs, steps, batch_size). This materialises num_epochs copies of the data on
-    the device; for large sets shuffle inside the scan instead (as ``fnn.train.fit`` does).
+    ``batches(data, batch_size, key=fold_in(fold_in(jax.random.key(seed), 0), e))``: the
+    engine's shuffle (``fnn.train.engine.epoch_keys`` and ``epoch_order``), so with
+    ``remainder='drop'`` these are exactly the minibatches ``fnn.fit(..., seed=seed,
+    batch_size=batch_size)`` trains on for ``batch_size < n`` (a full-batch epoch of ``fit``
+    is not shuffled), and any epoch can be regenerated on its own. With ``remainder='pad'``
+    returns ``(batched, mask)``, mask (num_epochs, steps, batch_size). This materialises
+    num_epochs copies of the data on the device; for large sets shuffle inside the scan
+    instead (as ``fnn.train.fit`` does).
     """
     n, steps = _plan(data, batch_size, remainder, "epochs")
     num_epochs = positive_int("epochs", "num_epochs", num_epochs)
     seed = integer("epochs", "seed", seed)
-    base = jax.random.fold_in(jax.random.key(seed), 0)  # fit's shuffle key
-    keys = jax.vmap(lambda e: jax.random.fold_in(base, e))(jnp.arange(num_epochs))
-    orders = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+    shuffle_key, _ = epoch_keys(jax.random.key(seed))  # fit's shuffle key
+    orders = jax.vmap(lambda e: epoch_order(shuffle_key, e, n))(jnp.arange(num_epochs))
     idx, mask = jax.vmap(lambda o: _index(o, n, steps, batch_size, remainder))(orders)
     out = _gather(data, idx)
     return (out, mask) if remainder == "pad" else out

@@ -50,7 +50,7 @@ from fnn.train.programs import (PROGRAMS, fingerprint, hyperparameters, identity
                                  remembered, spec, with_hyperparameters)
 from fnn.train.step import TrainState, skip_failed
 
-__all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "shuffled_batches",
+__all__ = ["EpochLoop", "Guard", "epoch_keys", "guarded_step", "epoch_order", "shuffled_batches",
            "finish_epoch", "run_epoch", "run_epochs", "run_steps", "mean_metrics",
            "initial_guard", "compiled_epochs", "compiled_steps", "run_last_steps",
            "compiled_last_steps", "run_epochs_upto", "program_key", "example_batch",
@@ -148,29 +148,39 @@ def guarded_step(loop: EpochLoop, carry, batch, step_key):
     return (_select(g.bad_step < 0, new, ts), g), metrics, ok
 
 
+def epoch_order(shuffle_key, epoch, num_examples: int, blocks: int = 1) -> jax.Array:
+    """Epoch ``epoch``'s order of the examples, ``k = fold_in(shuffle_key, epoch)``:
+    ``permutation(k, n)``, shape ``(n,)``; ``blocks = B > 1``: row ``d`` is
+    ``permutation(fold_in(k, d), n / B)`` (indices within block ``d``), shape ``(B, n / B)``.
+    The one shuffle of fnn (:func:`shuffled_batches`, ``fnn.data.epochs``)."""
+    key = jax.random.fold_in(shuffle_key, epoch)
+    if blocks == 1:
+        return jax.random.permutation(key, num_examples)
+    return jax.vmap(lambda d: jax.random.permutation(jax.random.fold_in(key, d),
+                                                     num_examples // blocks))(jnp.arange(blocks))
+
+
 def shuffled_batches(shuffle_key, epoch, num_examples: int, batch_size: int,
                      blocks: int = 1) -> jax.Array:
-    """Epoch ``epoch``'s minibatches as example indices, ``k = fold_in(shuffle_key, epoch)``.
+    """Epoch ``epoch``'s minibatches as example indices, cut from :func:`epoch_order`.
 
-    ``blocks = 1``: ``permutation(k, n)`` cut into ``n // batch_size`` rows of ``batch_size``
-    (the remainder dropped); shape ``(steps, batch_size)``.
+    ``blocks = 1``: ``permutation(fold_in(shuffle_key, epoch), n)`` cut into ``n //
+    batch_size`` rows of ``batch_size`` (the remainder dropped); shape ``(steps,
+    batch_size)``.
 
     ``blocks = B > 1`` (data-parallel, one block per data shard): the ``n`` examples are ``B``
-    contiguous blocks of ``n / B``; block ``d`` is permuted by ``permutation(fold_in(k, d), n /
-    B)``, and minibatch ``t`` takes rows ``[t b, (t + 1) b)``, ``b = batch_size / B``, of every
+    contiguous blocks of ``n / B``, each permuted on its own (:func:`epoch_order`), and
+    minibatch ``t`` takes rows ``[t b, (t + 1) b)``, ``b = batch_size / B``, of every
     permuted block (indices within the block); shape ``(steps, B, b)``. No example leaves its
     shard, so no device needs another's data.
     """
-    key = jax.random.fold_in(shuffle_key, epoch)
+    order = epoch_order(shuffle_key, epoch, num_examples, blocks)
     if blocks == 1:
         steps = num_examples // batch_size
-        perm = jax.random.permutation(key, num_examples)
-        return perm[: steps * batch_size].reshape(steps, batch_size)
+        return order[: steps * batch_size].reshape(steps, batch_size)
     per_block, per_batch = num_examples // blocks, batch_size // blocks
     steps = per_block // per_batch
-    perms = jax.vmap(lambda d: jax.random.permutation(jax.random.fold_in(key, d), per_block))(
-        jnp.arange(blocks))
-    return perms[:, : steps * per_batch].reshape(blocks, steps, per_batch).transpose(1, 0, 2)
+    return order[:, : steps * per_batch].reshape(blocks, steps, per_batch).transpose(1, 0, 2)
 
 
 def take_batch(loop: EpochLoop, data, index):
