@@ -1,13 +1,16 @@
-"""The one epoch engine: every trainer in fnn (``fit``, ``evaluate``, ``sweep``,
-``multi_step`` and the GAN trainer, the experiments' claim helpers) runs its epochs here.
+"""The one epoch engine: every trainer in fnn (``fit``, ``evaluate``, the pure
+:func:`fnn.train.run` and ``sweep``, its vmap, ``multi_step`` and the GAN trainer through
+``fit``, the experiments' claim trainer through ``run``) runs its epochs here;
+``fnn.data.epochs`` shuffles with its keys and order.
 
 What a trainer passes in is a :class:`EpochLoop` (its step function and sizes) and a carry
 ``(ts, guard)`` whose ``ts`` is a :class:`~fnn.train.step.TrainState` (one tree, or a dict of
 trees for several); what the engine owns is everything else:
 
 * **Keys.** One base key gives ``(shuffle_key, step_key) = (fold_in(key, 0), fold_in(key,
-  1))`` (:func:`epoch_keys`); epoch ``e`` is shuffled with ``fold_in(shuffle_key, e)`` and
-  step ``t`` gets ``fold_in(step_key, t)``, ``t = ts.step``. A run is a function of its key.
+  1))`` (:func:`epoch_keys`); epoch ``e`` is shuffled with ``fold_in(shuffle_key, e)``
+  (:func:`epoch_order`) and step ``t`` gets ``fold_in(step_key, t)``, ``t = ts.step``. A
+  run is a function of its key.
 * **The minibatch scan.** Each epoch is one ``lax.scan`` over ``n // batch_size`` shuffled
   minibatches (the last partial batch is dropped); a full-batch epoch (``batch_size == n``) is
   one step on the whole, unshuffled set. Epochs are themselves a ``lax.scan``
@@ -24,11 +27,12 @@ trees for several); what the engine owns is everything else:
   (``fnn.train.stream`` pulls, checks, stacks and prefetches them), and
   :func:`finish_epoch` reduces an epoch's steps exactly as the in-memory epoch does.
 
-Everything here is a pure, traceable function of arrays (``sweep`` vmaps :func:`run_epochs`
-over runs); ``compiled_*`` are the jitted, donating forms that ``fit`` calls, taken from the
-one compile cache (:mod:`fnn.train.programs`). A trainer hands them ``loop_of(hp)``, a
-function building its :class:`EpochLoop` from the hyperparameters ``hp`` (runtime inputs of
-the program), and the program's key is
+Everything here is a pure, traceable function of arrays (:func:`fnn.train.run` is
+:func:`run_epochs` from epoch 0, which ``sweep`` vmaps over runs); ``compiled_*`` are the
+jitted, donating forms that ``fit`` calls, taken from the one compile cache
+(:mod:`fnn.train.programs`). A trainer hands them ``loop_of(hp)``, a function building its
+:class:`EpochLoop` from the hyperparameters ``hp`` (runtime inputs of the program), and the
+program's key is
 
     (kind, fingerprint of loop_of(hp).step traced on (ts, one batch) and of its validation
      pass, hp as inputs; batch_size, num_examples, guard, per_step, val_batch_size, unroll,
