@@ -92,6 +92,10 @@ def test_sweep_bad_input():
               hparams={"learning_rate": np.array([-1.0, 0.1, 0.1], np.float32)})
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         sweep(OBJECTIVE, init, fnn.optim.sgd, (X, Y), hparams={"learning_rate": 0.1}, epochs=0)
+    with pytest.raises(ValueError, match=rf"sweep: shuffle_blocks=3 needs the example count "
+                                         rf"\({len(X)}\) and the batch size \(8\) to divide by 3"):
+        sweep(OBJECTIVE, init, fnn.optim.sgd, (X, Y), hparams={"learning_rate": 0.1},
+              batch_size=8, shuffle_blocks=3)
 
 
 def test_sweep_with_dropout_matches_fit_and_plain_matmuls():
