@@ -4,8 +4,8 @@
 run ``fit`` would do with ``seed=seeds[i]`` and the optimizer ``make_optimizer(**{name:
 hparams[name][i]})``, but all N runs are one compiled ``lax.scan`` over epochs whose step
 updates N stacked parameter trees at once: :func:`fnn.train.run` (the run ``fit`` makes, as a
-pure function) vmapped over the runs, plus placement on a mesh. Small networks leave most of the machine idle in a
-single run, so N runs cost much less than N times one::
+pure function) vmapped over the runs, plus placement on a mesh. Small networks leave most of
+the machine idle in a single run, so N runs cost much less than N times one::
 
     net = fnn.serial(fnn.Dense(50), fnn.relu, fnn.Dense(4))
     init = lambda key: net.init(key, (2,))[0]
