@@ -1,13 +1,13 @@
 """One training run as one pure function of arrays (:func:`run`): what ``sweep`` vmaps and the
 experiments' trainers call; ``fit`` runs the same epochs (:mod:`fnn.train.engine`) between its
-hooks.
+hooks::
 
-    step = fnn.train.checked_step(fnn.supervised(net), fnn.optim.adam(1e-3))
-    ts = fnn.train.TrainState.create(params, optimizer)
-    ts, metrics, _ = fnn.train.run(step, ts, (x, y), jax.random.key(0), epochs=10,
-                                   batch_size=32)
-    # == fnn.fit(fnn.supervised(net), params, fnn.optim.adam(1e-3), (x, y), epochs=10,
-    #            batch_size=32, seed=0)
+    opt = fnn.optim.adam(1e-3)
+    step = fnn.train.checked_step(fnn.supervised(net), opt)
+    ts, metrics, _ = fnn.train.run(step, fnn.TrainState.create(params, opt), (x, y),
+                                   jax.random.key(0), epochs=10, batch_size=32)
+    # ts.params, metrics["loss"] == fnn.fit(fnn.supervised(net), params, opt, (x, y),
+    #     epochs=10, batch_size=32, seed=0): .params, .history["loss"], bit for bit
 """
 from __future__ import annotations
 
