@@ -53,10 +53,11 @@ def batch_size_for(who: str, batch_size, n: int) -> int:
     return int(batch_size)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FitConfig:
     """Every option of ``fit`` that does not depend on the data, checked on construction
-    (see ``fit`` for their meaning). ``validation`` says whether validation data was given."""
+    (see ``fit`` for their meaning). ``validation`` says whether validation data was given.
+    Keyword-only: ``FitConfig(epochs=5, batch_size=32)``."""
     epochs: int = 1
     batch_size: int | None = None
     steps_per_epoch: int | None = None
