@@ -29,10 +29,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
-from fnn.precision import cast_objective, get_policy
+from fnn.precision import get_policy
 from fnn.sharding import SINGLE_DEVICE, DataParallel, SingleDevice, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer
 from fnn.train.engine import EpochLoop, epoch_keys, run_epochs
+from fnn.train.objective import objective_value
 from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
 from fnn.train.step import TrainState, checked_step
 from fnn.validation import function, num_examples, positive_int
@@ -133,8 +134,7 @@ def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str, policy) -
 
 def _probe_matmuls(objective, leaves: tuple, treedef, platform: str, policy) -> bool:
     params, state, batch = jax.tree.unflatten(treedef, leaves)
-    if policy is not None:
-        objective = cast_objective(objective, policy)
+    objective = objective_value(objective, policy).cast
     probe = lambda matmuls: jax.eval_shape(lambda p, s, b: value_and_grad(
         lambda p: objective(p, s, b, jax.random.key(0), True), has_aux=True,
         canonical_matmuls=matmuls, platform=platform)(p), params, state, batch)
@@ -210,7 +210,7 @@ def _sweep_runner(objective, init, make_optimizer, n_runs: int, n: int, batch_si
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
     data_parallel = placement.data_parallel()
-    evaluated = objective if policy is None else cast_objective(objective, policy)
+    evaluated = objective_value(objective, policy).cast
     guard = None if policy is None or policy.loss_scaling is None else "skip"
 
     def one_run(seed, hp, params0, model_state, data, val_data):
@@ -370,11 +370,10 @@ def sweep(objective: Callable, init, make_optimizer: Callable, data, *, seeds=0,
     hp_dtypes = _hp_dtypes(init, init_is_fn, hp, policy)
     _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
     p0 = init(jax.random.key(int(seeds_arr[0]))) if init_is_fn else init
-    check_data = getattr(objective, "check_data", None)
-    if check_data is not None:
-        check_data(p0, model_state, data, "sweep")
-        if validation_data is not None:
-            check_data(p0, model_state, validation_data, "sweep(validation_data)")
+    check_data = objective_value(objective).check_data
+    check_data(p0, model_state, data, "sweep")
+    if validation_data is not None:
+        check_data(p0, model_state, validation_data, "sweep(validation_data)")
 
     placement = _placement(mesh, run_axis, data_axis, n_runs, batch_size, n)
     blocks = (placement.data_parallel().size if placement.data_axis

@@ -17,3 +17,90 @@ def test_fit_config_is_keyword_only_and_checked():
         FitConfig(epochs=0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epochs = 4
+
+
+# ---- the objective value -------------------------------------------------------------------
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnn
+import fnn.train.objective as objective_module
+from fnn.optim import hyperparams_of
+from fnn.precision import get_policy
+from fnn.train.objective import (SupervisedObjective, TrainObjective, no_data_check,
+                                 objective_value)
+
+BF16 = get_policy("params=float32,compute=bfloat16,output=float32")
+
+
+def problem(n=32):
+    net = fnn.serial(fnn.Dense(6), fnn.tanh, fnn.Dense(3))
+    params, _ = net.init(jax.random.key(0), (4,))
+    x = jax.random.normal(jax.random.key(1), (n, 4))
+    return net, params, (x, jnp.arange(n) % 3)
+
+
+def test_an_objective_without_a_data_check_gets_the_null_one():
+    net, params, data = problem()
+
+    def plain(params, state, batch, key, train):
+        out, state = net.apply(params, state, batch[0])
+        return fnn.losses.softmax_cross_entropy(out, batch[1]), (state, {})
+
+    value = objective_value(plain)
+    assert value.check_data is no_data_check and value.net is None
+    assert value.cast is plain and value.policy is None and value.hyperparameters() == {}
+    assert value.check_data(params, {}, "not even data", "fit") is None
+    # the null check lets fit and evaluate through; the objective's own errors still surface
+    result = fnn.fit(plain, params, fnn.optim.sgd(0.1), data, epochs=2, batch_size=8,
+                     progress=False)
+    assert result.history["loss"].shape == (2,)
+    assert set(fnn.evaluate(plain, result.params, data)) == {"loss"}
+
+
+def test_a_supervised_objective_brings_its_net_and_data_check_through_a_cast():
+    net, params, data = problem()
+    objective = fnn.supervised(net, l2=1e-3)
+    value = objective_value(objective, BF16)
+    assert isinstance(objective, SupervisedObjective)
+    assert value.net is net and value.check_data is objective.check_data
+    # the cast keeps the class, the attributes and the runtime hyperparameters
+    assert isinstance(value.cast, SupervisedObjective) and value.cast is not objective
+    assert hyperparams_of(value.cast) == {"l2": 1e-3} == value.hyperparameters()
+    with pytest.raises(ValueError, match=r"fit: integer labels must lie in \[0, 3\)"):
+        value.check_data(params, {}, (data[0], data[1] + 5), "fit")
+    loss, (_, metrics) = value.cast(params, {}, data, None, False)
+    assert loss.dtype == jnp.float32 and metrics["accuracy"].dtype == jnp.float32
+    # computed in bfloat16: close to, not equal to, the float32 loss
+    exact = objective(params, {}, data, None, False)[0]
+    assert loss != exact and abs(float(loss) - float(exact)) < 2e-2
+
+
+def test_the_objective_value_is_equal_by_function_and_policy_and_is_not_cast_twice():
+    net, _, _ = problem()
+    objective = fnn.supervised(net)
+    a, b = objective_value(objective, BF16), objective_value(objective, str(BF16))
+    assert a == b and hash(a) == hash(b) and a.cast is not b.cast
+    assert a != objective_value(objective) and a != objective_value(fnn.supervised(net), BF16)
+    assert objective_value(a) is a and objective_value(a, BF16) is a
+    with pytest.raises(ValueError, match="objective_value: the objective runs under precision"):
+        objective_value(a, "compute=float16")
+    assert isinstance(a, TrainObjective)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fit_casts_the_objective_once(monkeypatch, stream):
+    net, params, (x, y) = problem(64)
+    casts = []
+    real = objective_module.cast_objective
+    monkeypatch.setattr(objective_module, "cast_objective",
+                        lambda objective, policy: casts.append(policy) or real(objective, policy))
+    data = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 48, 16)] if stream else (x[:48], y[:48])
+    validation = [(x[48:], y[48:])] if stream else (x[48:], y[48:])
+    result = fnn.fit(fnn.supervised(net, l2=1e-3), params, fnn.optim.adam(1e-2), data,
+                     epochs=3, batch_size=None if stream else 16, seed=1, progress=False,
+                     validation_data=validation, precision=BF16)
+    assert casts == [BF16]
+    assert result.history["val_loss"].shape == (3,) and np.all(np.isfinite(result.history["loss"]))

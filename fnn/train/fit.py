@@ -22,6 +22,7 @@ from fnn.train.history import History
 from fnn.train.hooks import Callbacks, Hook, make_rows
 from fnn.train.inputs import Inputs, prepare
 from fnn.train.multi_step import is_engine_step
+from fnn.train.objective import objective_value
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.progress import Progress, ProgressHook, progress_mode
 from fnn.train.step import TrainState, check_sites
@@ -164,7 +165,8 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
         step_metrics=step_metrics)
     engine_step = is_engine_step(objective)
     model_state, policy = {} if model_state is None else model_state, config.precision
-    inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
+    trainer = objective if engine_step else objective_value(objective, policy)  # cast once
+    inputs = prepare(config, trainer, optimizer, params, model_state, data, validation_data)
     if early_stopping is not None:   # before anything compiles
         check_monitor(config.early_stopping, metric_names(
             objective, params, model_state, inputs.example, validation=config.validation,

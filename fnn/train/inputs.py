@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 
 from fnn._cpu_grad import target_platform
-from fnn.precision import cast_objective
 from fnn.sharding import DataParallel, SingleDevice, data_parallel
 from fnn.train.config import FitConfig, batch_size_for
 from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
 from fnn.train.multi_step import is_engine_step
+from fnn.train.objective import TrainObjective, no_data_check
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
 from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
@@ -46,17 +46,19 @@ class Inputs(NamedTuple):
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
     """Check ``data`` and ``val_data`` (shapes against the objective, optionally for NaN/inf),
     choose the placement (one device, or data-parallel over ``config.mesh`` or the data's own
-    mesh) and build the engine's runner over them."""
+    mesh) and build the engine's runner over them. ``objective``: the run's
+    :class:`fnn.train.objective.TrainObjective` (cast under ``config.precision``), or an
+    engine-form step (which checks no data)."""
     streaming = is_stream(data)
     parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
                              axis=config.data_axis)
-    check_data = getattr(objective, "check_data", None)
+    check_data = (objective.check_data if isinstance(objective, TrainObjective)
+                  else no_data_check)
     check_validation_stream("fit", val_data)
     if streaming:
         check_stream_options("fit", config.batch_size, val_data)
         batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
-        if check_data is not None:
-            batches.check_batch = lambda b, where: check_data(params, state, b, where)
+        batches.check_batch = lambda b, where: check_data(params, state, b, where)
         example, n = batches.first, None
         batch_size = batches.batch_size * jax.process_count()
         steps_per_epoch = _stream_steps(config, data, batches)
@@ -71,20 +73,20 @@ def prepare(config: FitConfig, objective, optimizer, params, state, data, val_da
         example = data = _placed(parallel, data)
         steps_per_epoch = n // batch_size
     blocks = _shuffle_blocks(config, parallel, n, batch_size)
-    if check_data is not None:
-        check_data(params, state, example, "fit")
+    check_data(params, state, example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
         config, objective, parallel, params, state, val_data, batch_size, example)
     options = (("batch_size", batch_size), ("n", n), ("guard", config.guard),
                ("per_step", config.step_metrics), ("unroll", config.unroll),
-               ("blocks", blocks), ("parallel", parallel), ("precision", config.precision))
+               ("blocks", blocks), ("parallel", parallel))
     if is_engine_step(objective):
-        loop_of, hp = StepLoop(objective, options), objective.hyperparameters()
+        loop_of = StepLoop(objective, (*options, ("precision", config.precision)))
+        hp = objective.hyperparameters()
     else:
         loop_of = FitLoop(objective, optimizer, (
             *options, ("val_batch_size", val_batch_size),
             ("platform", target_platform(None if streaming else data))))
-        hp = hyperparameters(objective=objective, optimizer=optimizer)
+        hp = hyperparameters(objective=objective.fn, optimizer=optimizer)
     keys = epoch_keys(jax.random.key(config.seed))
     if not streaming:
         runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
@@ -150,16 +152,12 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         raise ValueError("fit: validation_data needs an objective to evaluate; an engine-form "
                          "step (multi_step, gan_step) has none: evaluate in a hook instead")
     _same_examples(val_data if not is_stream(val_data) else None, example)
-    check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
         stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
                              check_finite=config.check_finite_inputs)
-        if check_data is not None:
-            check_data(params, state, stream.first, "fit(validation_data)")
-        if config.precision is not None:
-            objective = cast_objective(objective, config.precision)
+        objective.check_data(params, state, stream.first, "fit(validation_data)")
         return None, None, lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
-            objective, ts.params, ts.model_state, stream).items()}
+            objective.cast, ts.params, ts.model_state, stream).items()}
     n_val = num_examples("fit(validation_data)", val_data)
     if config.check_finite_inputs:
         finite_data("fit(validation_data)", val_data)
@@ -167,8 +165,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         val = parallel.data(val_data)
     else:
         val = parallel.replicated(val_data)
-    if check_data is not None:
-        check_data(params, state, val, "fit(validation_data)")
+    objective.check_data(params, state, val, "fit(validation_data)")
     return val, min(n_val, max(batch_size, 1024)), None
 
 
@@ -185,31 +182,31 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, per_step, val_batch_size,
-             unroll, blocks, parallel, platform, precision) -> EpochLoop:
-    """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
-    hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
-    ``platform``: where the data are, which decides the gradient's form
-    (:func:`fnn._cpu_grad.value_and_grad`); ``precision``: a policy (or None) the steps and
-    the validation pass run under."""
-    objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
-    objective, optimizer = objects["objective"], objects["optimizer"]
-    step = checked_step(objective, optimizer, precision=precision, platform=platform)
-    if precision is not None:
-        objective = cast_objective(objective, precision)
-    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective,
+def fit_loop(objective: TrainObjective, optimizer, hp, *, batch_size, n, guard, per_step,
+             val_batch_size, unroll, blocks, parallel, platform) -> EpochLoop:
+    """fit's epoch loop with the hyperparameters ``hp`` (``{'objective': ..., 'optimizer':
+    ...}``, traced inside a program) put into ``objective`` (a
+    :class:`fnn.train.objective.TrainObjective`: the steps and the validation pass run its
+    ``cast``, under its precision policy) and ``optimizer``. ``platform``: where the data are,
+    which decides the gradient's form (:func:`fnn._cpu_grad.value_and_grad`)."""
+    objective = objective.with_hyperparameters(hp["objective"])
+    optimizer = with_hyperparameters(hp, optimizer=optimizer)["optimizer"]
+    step = checked_step(objective, optimizer, platform=platform)
+    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective.cast,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
 
 
 class FitLoop(NamedTuple):
-    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` and ``optimizer`` with the sorted
-    keyword ``options``; hashable (the objects by identity). ``step_parts`` and ``static``
-    are what the compile cache fingerprints instead of the whole step (see
-    :func:`fnn.train.engine.program_key`): the objective's forward pass in training mode
-    (under the precision policy) and the optimizer's update, with the policy and the
-    platform, which decide how the gradient is taken."""
-    objective: Callable
+    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` (a
+    :class:`fnn.train.objective.TrainObjective`) and ``optimizer`` with the sorted keyword
+    ``options``; hashable (the objective by its function's identity and its policy, the
+    optimizer by identity). ``step_parts`` and ``static`` are what the compile cache
+    fingerprints instead of the whole step (see :func:`fnn.train.engine.program_key`): the
+    objective's forward pass in training mode (its cast, under the precision policy) and the
+    optimizer's update, with the policy and the platform, which decide how the gradient is
+    taken."""
+    objective: TrainObjective
     optimizer: Any
     options: tuple
 
@@ -218,16 +215,13 @@ class FitLoop(NamedTuple):
 
     @property
     def static(self) -> tuple:
-        options = dict(self.options)
-        return options["precision"], options["platform"]
+        return self.objective.policy, dict(self.options)["platform"]
 
     def step_parts(self, hp, ts: TrainState, batch, key):
-        objects = with_hyperparameters(hp, objective=self.objective, optimizer=self.optimizer)
-        objective, precision = objects["objective"], dict(self.options)["precision"]
-        if precision is not None:
-            objective = cast_objective(objective, precision)
-        forward = objective(ts.params, ts.model_state, batch, key, True)
-        update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
+        objective = self.objective.with_hyperparameters(hp["objective"])
+        optimizer = with_hyperparameters(hp, optimizer=self.optimizer)["optimizer"]
+        forward = objective.cast(ts.params, ts.model_state, batch, key, True)
+        update = optimizer.update(ts.params, ts.opt_state, ts.params)
         return forward, update
 
 

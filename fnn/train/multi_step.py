@@ -8,7 +8,8 @@ import jax
 
 from fnn._cpu_grad import value_and_grad
 from fnn.optim.base import apply_updates
-from fnn.precision import cast_objective, get_policy
+from fnn.precision import get_policy
+from fnn.train.objective import objective_value
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, finite_checks
 from fnn.validation import function, one_of
@@ -110,7 +111,7 @@ def multi_step(losses: dict[str, Callable], optimizers: dict, *,
         objects = with_hyperparameters(hp, **optimizers)
         policy = None if precision is None else get_policy(precision, who="multi_step")
         own = (losses if policy is None else
-               {name: cast_objective(fn, policy) for name, fn in losses.items()})
+               {name: objective_value(fn, policy).cast for name, fn in losses.items()})
         return multi_step(own, {name: objects[name] for name in names}, order=order).checked
 
     step.init = lambda trees: {n: optimizers[n].init(trees[n]) for n in names}
