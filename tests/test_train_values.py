@@ -104,3 +104,51 @@ def test_fit_casts_the_objective_once(monkeypatch, stream):
                      validation_data=validation, precision=BF16)
     assert casts == [BF16]
     assert result.history["val_loss"].shape == (3,) and np.all(np.isfinite(result.history["loss"]))
+
+
+# ---- the input source -----------------------------------------------------------------------
+
+from fnn.sharding import SINGLE_DEVICE
+from fnn.train.sources import ArraySource, StreamSource, input_source
+
+
+def test_arrays_and_streams_are_one_kind_of_source():
+    _, _, (x, y) = problem(48)
+    checked = []
+    check = lambda batch, where: checked.append(where)
+    arrays = input_source(FitConfig(batch_size=16), (x, y), None, {}, check)
+    assert isinstance(arrays, ArraySource) and arrays.parallel is SINGLE_DEVICE
+    assert (arrays.n, arrays.batch_size, arrays.steps_per_epoch, arrays.per_epoch) == (48, 16, 3,
+                                                                                        False)
+    assert arrays.example is arrays.data and arrays.example[0].shape == (48, 4)
+    assert arrays.shuffle_blocks(None) == 1 and arrays.shuffle_blocks(4) == 4
+    assert arrays.sizes(1) == {"batch_size": 16, "num_examples": 48, "shuffle_blocks": 1}
+    assert arrays.platform == jax.devices()[0].platform
+    full = input_source(FitConfig(), (x, y), None, {}, check)
+    assert full.batch_size == 48 and full.steps_per_epoch == 1 and full.shuffle_blocks(4) == 1
+
+    batches = [(np.asarray(x[i:i + 16]), np.asarray(y[i:i + 16])) for i in range(0, 48, 16)]
+    stream = input_source(FitConfig(stream_chunk=2), batches, None, {}, check)
+    assert isinstance(stream, StreamSource) and stream.parallel is SINGLE_DEVICE
+    assert (stream.n, stream.batch_size, stream.steps_per_epoch, stream.per_epoch) == (None, 16, 3,
+                                                                                        True)
+    np.testing.assert_array_equal(stream.example[0], batches[0][0])
+    assert stream.shuffle_blocks(4) == 1 and stream.chunk == 2 and not stream.keep_input
+    assert stream.sizes(1) == {"batch_size": 16, "num_examples": None, "steps_per_epoch": 3}
+    # later batches go through the data check, named by their place in the stream
+    stream.batches.take(3, lambda got: "ended")
+    assert checked == ["fit (batch 1 of the stream)", "fit (batch 2 of the stream)"]
+
+
+def test_each_source_refuses_the_other_kinds_options_as_before():
+    _, _, (x, y) = problem(48)
+    none = lambda batch, where: None
+    with pytest.raises(ValueError, match="fit: steps_per_epoch is for a stream of batches"):
+        input_source(FitConfig(steps_per_epoch=3), (x, y), None, {}, none)
+    batches = iter([(np.asarray(x[:16]), np.asarray(y[:16]))])
+    with pytest.raises(ValueError, match="fit: a stream of type list_iterator has no length"):
+        input_source(FitConfig(), batches, None, {}, none)
+    with pytest.raises(ValueError, match="validation_data is a one-shot iterator"):
+        input_source(FitConfig(), (x, y), iter([(x, y)]), {}, none)
+    with pytest.raises(ValueError, match="fit: shuffle_blocks=5 needs the example count"):
+        input_source(FitConfig(batch_size=16), (x, y), None, {}, none).shuffle_blocks(5)

@@ -3,23 +3,19 @@ data-parallel over a mesh; checked against the objective and placed, with the en
 runner over them (:func:`prepare`)."""
 from __future__ import annotations
 
-import functools
-import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnn._cpu_grad import target_platform
-from fnn.sharding import DataParallel, SingleDevice, data_parallel
-from fnn.train.config import FitConfig, batch_size_for
-from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.config import FitConfig
+from fnn.train.engine import EpochLoop, epoch_keys
 from fnn.train.multi_step import is_engine_step
 from fnn.train.objective import TrainObjective, no_data_check
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
-from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
-                              check_validation_stream, is_stream, stream_mean_metrics)
+from fnn.train.sources import input_source
+from fnn.train.stream import HostBatches, is_stream, stream_mean_metrics
 from fnn.validation import finite_data, num_examples
 
 __all__ = ["Inputs", "prepare", "fit_loop", "StepLoop"]
@@ -45,101 +41,43 @@ class Inputs(NamedTuple):
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
     """Check ``data`` and ``val_data`` (shapes against the objective, optionally for NaN/inf),
-    choose the placement (one device, or data-parallel over ``config.mesh`` or the data's own
-    mesh) and build the engine's runner over them. ``objective``: the run's
+    take the input source with its placement (:func:`fnn.train.sources.input_source`: arrays
+    or a stream, on one device or data-parallel over ``config.mesh`` or the data's own mesh)
+    and build the engine's runner over it. ``objective``: the run's
     :class:`fnn.train.objective.TrainObjective` (cast under ``config.precision``), or an
     engine-form step (which checks no data)."""
-    streaming = is_stream(data)
-    parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
-                             axis=config.data_axis)
     check_data = (objective.check_data if isinstance(objective, TrainObjective)
                   else no_data_check)
-    check_validation_stream("fit", val_data)
-    if streaming:
-        check_stream_options("fit", config.batch_size, val_data)
-        batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
-        batches.check_batch = lambda b, where: check_data(params, state, b, where)
-        example, n = batches.first, None
-        batch_size = batches.batch_size * jax.process_count()
-        steps_per_epoch = _stream_steps(config, data, batches)
-    else:
-        if config.steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
-                             "make n // batch_size steps per epoch")
-        data, n = _whole_shards(parallel, data)
-        batch_size = batch_size_for("fit", config.batch_size, n)
-        if config.check_finite_inputs:
-            finite_data("fit", data)
-        example = data = _placed(parallel, data)
-        steps_per_epoch = n // batch_size
-    blocks = _shuffle_blocks(config, parallel, n, batch_size)
-    check_data(params, state, example, "fit")
+    source = input_source(config, data, val_data, params,
+                          lambda batch, where: check_data(params, state, batch, where))
+    blocks = source.shuffle_blocks(config.shuffle_blocks)
+    check_data(params, state, source.example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
-        config, objective, parallel, params, state, val_data, batch_size, example)
-    options = (("batch_size", batch_size), ("n", n), ("guard", config.guard),
-               ("per_step", config.step_metrics), ("unroll", config.unroll),
-               ("blocks", blocks), ("parallel", parallel))
-    if is_engine_step(objective):
-        loop_of = StepLoop(objective, (*options, ("precision", config.precision)))
-        hp = objective.hyperparameters()
-    else:
-        loop_of = FitLoop(objective, optimizer, (
-            *options, ("val_batch_size", val_batch_size),
-            ("platform", target_platform(None if streaming else data))))
-        hp = hyperparameters(objective=objective.fn, optimizer=optimizer)
-    keys = epoch_keys(jax.random.key(config.seed))
-    if not streaming:
-        runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
-                             evaluate_validation=evaluate_validation)
-        sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
-    else:
-        chunk = functools.partial(parallel.data, batch_dim=1)
-        runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
-                              val_arrays, keys, place=chunk,
-                              evaluate_validation=evaluate_validation,
-                              keep_input=config.checkpoint_dir is not None)
-        sizes = {"batch_size": batch_size, "num_examples": None,
-                 "steps_per_epoch": steps_per_epoch}
-    per_epoch = streaming or evaluate_validation is not None
+        config, objective, source.parallel, params, state, val_data, source.batch_size,
+        source.example)
+    loop_of, hp = _loop(config, objective, optimizer, source, blocks, val_batch_size)
+    runner = source.runner(loop_of, hp, val_arrays, epoch_keys(jax.random.key(config.seed)),
+                           evaluate_validation)
     losses = {name: 0 for name in objective.names} if is_engine_step(objective) else None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, parallel.replicated,
-                  parallel.returned, example, losses)
+    return Inputs(runner, source.steps_per_epoch, source.sizes(blocks),
+                  source.per_epoch or evaluate_validation is not None,
+                  source.parallel.replicated, source.parallel.returned, source.example, losses)
 
 
-def _whole_shards(parallel: DataParallel | SingleDevice, data):
-    """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
-    warning (as a single-device epoch drops its last partial batch), so every device holds
-    an equal shard; host data only (a global array is already split)."""
-    n = num_examples("fit", data)
-    rest = n % parallel.size
-    if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
-                       for a in jax.tree.leaves(data)):
-        return data, n
-    warnings.warn(f"fit: the data's {n} examples do not divide by the {parallel.size} devices "
-                  f"of mesh axis {parallel.axis!r}; training on the first {n - rest} (the last "
-                  f"{rest} are dropped, as a last partial batch is)", stacklevel=4)
-    return jax.tree.map(lambda a: a[: n - rest], data), n - rest
-
-
-def _placed(parallel: DataParallel | SingleDevice, data):
-    n = num_examples("fit", data)
-    if n % parallel.size:
-        raise ValueError(f"fit: the data's {n} examples do not divide by the {parallel.size} "
-                         f"devices of mesh axis {parallel.axis!r}; drop or pad examples")
-    return parallel.data(data)
-
-
-def _shuffle_blocks(config: FitConfig, parallel: DataParallel | SingleDevice, n,
-                    batch_size) -> int:
-    """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
-    (else 1). Any B gives the same order on any device count (a B other than the shards
-    costs some communication), which is how a resume keeps a checkpoint's order."""
-    parallel.check_batch("fit", batch_size)
-    blocks = config.shuffle_blocks or parallel.size
-    if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
-        raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
-                         f"batch size ({batch_size}) to divide by {blocks}")
-    return blocks if n is not None and batch_size < n else 1
+def _loop(config: FitConfig, objective, optimizer, source, blocks: int,
+          val_batch_size) -> tuple[Callable, dict]:
+    """``(loop_of, hp)``: the run's :class:`FitLoop` (or an engine-form step's
+    :class:`StepLoop`) over ``source`` and its hyperparameters, the program's runtime
+    inputs."""
+    options = (("batch_size", source.batch_size), ("n", source.n), ("guard", config.guard),
+               ("per_step", config.step_metrics), ("unroll", config.unroll),
+               ("blocks", blocks), ("parallel", source.parallel))
+    if is_engine_step(objective):
+        return (StepLoop(objective, (*options, ("precision", config.precision))),
+                objective.hyperparameters())
+    return (FitLoop(objective, optimizer, (*options, ("val_batch_size", val_batch_size),
+                                           ("platform", source.platform))),
+            hyperparameters(objective=objective.fn, optimizer=optimizer))
 
 
 def _validation(config, objective, parallel, params, state, val_data, batch_size, example):
@@ -238,12 +176,3 @@ class StepLoop(NamedTuple):
         return EpochLoop(self.step.configured(hp, o["precision"]), o["batch_size"], o["n"],
                          o["guard"], o["per_step"], unroll=o["unroll"],
                          shuffle_blocks=o["blocks"], parallel=o["parallel"])
-
-
-def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
-    if config.steps_per_epoch is not None:
-        return config.steps_per_epoch
-    if batches.one_shot or not hasattr(data, "__len__"):
-        raise ValueError(f"fit: a stream of type {type(data).__name__} has no length; pass "
-                         f"steps_per_epoch= (batches per epoch)")
-    return len(data)
