@@ -152,3 +152,15 @@ def test_each_source_refuses_the_other_kinds_options_as_before():
         input_source(FitConfig(), (x, y), iter([(x, y)]), {}, none)
     with pytest.raises(ValueError, match="fit: shuffle_blocks=5 needs the example count"):
         input_source(FitConfig(batch_size=16), (x, y), None, {}, none).shuffle_blocks(5)
+
+
+def test_multi_step_is_a_step_value_and_an_objective_value_is_not_a_step():
+    from fnn.train.multi_step import MultiStep, is_engine_step
+    loss = lambda trees, state, batch, key, train: (jnp.sum(trees["a"] ** 2), (state, {}))
+    step = fnn.multi_step({"a": loss}, {"a": fnn.optim.sgd(0.25)})
+    assert isinstance(step, MultiStep) and is_engine_step(step) and step.names == ("a",)
+    assert repr(step) == "multi_step(a; order='sequential')"
+    assert not is_engine_step(objective_value(loss))
+    trees = {"a": jnp.array([2.0])}
+    new, _, metrics = jax.jit(step)(trees, step.init(trees), None, jax.random.key(0))
+    assert float(new["a"][0]) == 1.0 and float(metrics["a_loss"]) == 4.0   # 2 - 0.25 * 4
