@@ -1,6 +1,8 @@
-"""What ``fit`` trains on: arrays in memory or a stream of batches, on one device or
-data-parallel over a mesh; checked against the objective and placed, with the engine's
-runner over them (:func:`prepare`)."""
+"""What ``fit`` trains on (:func:`prepare`): its input source (:mod:`fnn.train.sources`:
+arrays in memory or a stream of batches, on one device or data-parallel over a mesh) and the
+validation data, checked against the objective (:class:`fnn.train.objective.TrainObjective`),
+and the engine's runner over them with the run's loop (:class:`FitLoop`, or an engine-form
+step's :class:`StepLoop`)."""
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple

@@ -152,8 +152,8 @@ class TrainObjective:
     them: so the compile cache's remembered keys see a rebuilt value of the same objects as
     the same (:func:`fnn.train.programs.remembered`)."""
     fn: Callable
-    policy: Any = None
-    cast: Callable = dataclasses.field(default=None, compare=False, repr=False)
+    policy: Any
+    cast: Callable = dataclasses.field(compare=False, repr=False)
     check_data: Callable = dataclasses.field(default=no_data_check, compare=False, repr=False)
     net: Any = dataclasses.field(default=None, compare=False, repr=False)
 
