@@ -164,3 +164,17 @@ def test_multi_step_is_a_step_value_and_an_objective_value_is_not_a_step():
     trees = {"a": jnp.array([2.0])}
     new, _, metrics = jax.jit(step)(trees, step.init(trees), None, jax.random.key(0))
     assert float(new["a"][0]) == 1.0 and float(metrics["a_loss"]) == 4.0   # 2 - 0.25 * 4
+
+
+def test_substituting_hyperparameters_after_the_cast_computes_what_before_it_did():
+    net, params, data = problem()
+    objective = fnn.supervised(net, l2=1e-2, l1=1e-3)
+    value = objective_value(objective, BF16)
+    h = jax.tree.map(jnp.asarray, {"l2": 0.5, "l1": 0.25})
+    grad = lambda f: jax.value_and_grad(lambda p: f(p, {}, data, None, True)[0])(params)
+    after = jax.jit(lambda h: grad(value.with_hyperparameters(h).cast))(h)
+    before = jax.jit(lambda h: grad(fnn.precision.cast_objective(
+        fnn.optim.with_hyperparams(objective, h), BF16)))(h)
+    for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert value.with_hyperparameters({}) is value

@@ -46,10 +46,10 @@ def supervised(net: Layer, loss: Callable = losses.softmax_cross_entropy, *, l2:
     ``loss`` is ``softmax_cross_entropy``).
 
     Returns a :class:`SupervisedObjective`, which holds ``net`` and ``check_data(params,
-    state, data, who)``, which ``fit``, ``evaluate`` and ``sweep`` call before compiling: ``data`` must be ``(x, y)``, the params and state must
-    be those the network makes for ``x`` (:func:`fnn.check_params`: a stateful network needs
-    its state), ``y`` must fit the loss (checked on shapes, without FLOPs), and integer labels
-    must lie in ``[0, classes)``.
+    state, data, who)``, the check ``fit``, ``evaluate`` and ``sweep`` run before compiling:
+    ``data`` must be ``(x, y)``, the params and state must be those the network makes for
+    ``x`` (:func:`fnn.check_params`: a stateful network needs its state), ``y`` must fit the
+    loss (checked on shapes, without FLOPs), and integer labels must lie in ``[0, classes)``.
 
     Hyperparameters (``fnn.optim.hyperparams_of``): the penalty weights that are not zero,
     ``{'l2': l2, 'l1': l1}`` or a part of it; they are runtime values of the compiled

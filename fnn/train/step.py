@@ -103,9 +103,9 @@ def checked_step(objective: Callable, optimizer, *, precision=None, **grad_optio
 
     ``precision``: a :class:`fnn.precision.Policy` (or its string): the objective runs under
     :func:`fnn.precision.cast_objective` (cast by :func:`fnn.train.objective.objective_value`);
-    with loss scaling (float16) the gradient is that of
-    ``scale * loss`` divided by ``scale``, and ``ts.loss_scale`` is adjusted by whether the
-    step passed its finite checks (the engine's ``'skip'`` guard then undoes a failed step).
+    with loss scaling (float16) the gradient is that of ``scale * loss`` divided by
+    ``scale``, and ``ts.loss_scale`` is adjusted by whether the step passed its finite checks
+    (the engine's ``'skip'`` guard then undoes a failed step).
     """
     policy = None if precision is None else get_policy(precision, who="checked_step")
     value = objective_value(objective, policy)
