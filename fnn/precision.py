@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
@@ -36,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn.core import Layer, as_layer
+from fnn.optim.hyperparams import HyperparamFunction
 from fnn.validation import floating_dtype, function, number, one_of, positive_int
 
 __all__ = ["Policy", "get_policy", "DynamicLossScale", "LossScaleState", "cast_objective",
@@ -229,19 +231,37 @@ def cast_objective(objective: Callable, policy) -> Callable:
 
     returning the loss and metrics in (at least) float32 and ``state'`` in the dtypes of
     ``state`` (BatchNorm's running statistics stay float32). The gradient with respect to
-    ``params`` comes back in the params' own dtype. Attributes of ``objective`` (``check_data``,
-    ``net``) are kept.
+    ``params`` comes back in the params' own dtype. An objective with runtime
+    hyperparameters (a :class:`fnn.optim.HyperparamFunction`, e.g. ``fnn.supervised``'s)
+    stays one, of the same class, with the same hyperparameters and attributes (``net``,
+    ``check_data``): only its rule is wrapped; of another function the attributes are kept.
+    The trainers cast once per run (:func:`fnn.train.objective.objective_value`).
     """
     function("cast_objective", "objective", objective,
              "(params, state, batch, key, train) -> (loss, (state, metrics))")
     policy = get_policy(policy, who="cast_objective")
 
-    @functools.wraps(objective)
-    def cast(params, state, batch, key, train):
-        loss, (new_state, metrics) = objective(policy.cast_to_compute(params), state,
-                                               policy.cast_to_compute(batch), key, train)
+    def computed(fn, params, state, batch, key, train):
+        loss, (new_state, metrics) = fn(policy.cast_to_compute(params), state,
+                                        policy.cast_to_compute(batch), key, train)
         return at_least_float32(loss), (_keep_dtypes(new_state, state),
                                         jax.tree.map(at_least_float32, metrics))
+
+    if isinstance(objective, HyperparamFunction):
+        rule = objective.rule
+
+        @functools.wraps(rule)
+        def cast_rule(hyperparams, params, state, batch, key, train):
+            return computed(functools.partial(rule, hyperparams), params, state, batch, key,
+                            train)
+
+        cast = copy.copy(objective)
+        cast.rule = cast_rule
+        return cast
+
+    @functools.wraps(objective)
+    def cast(params, state, batch, key, train):
+        return computed(objective, params, state, batch, key, train)
 
     return cast
 

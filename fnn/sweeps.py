@@ -30,9 +30,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fnn._cpu_grad import target_platform, value_and_grad
-from fnn.precision import cast_objective, get_policy
+from fnn.precision import get_policy
 from fnn.sharding import SINGLE_DEVICE, DataParallel, SingleDevice, auto_mesh
 from fnn.train.config import batch_size_for, check_trainer, validation_batch_size
+from fnn.train.objective import objective_value
 from fnn.train.programs import PROGRAMS, fingerprint, identity, remembered, spec
 from fnn.train.runs import run
 from fnn.train.step import TrainState, checked_step
@@ -134,8 +135,7 @@ def _matmuls_retrace(objective, leaves: tuple, treedef, platform: str, policy) -
 
 def _probe_matmuls(objective, leaves: tuple, treedef, platform: str, policy) -> bool:
     params, state, batch = jax.tree.unflatten(treedef, leaves)
-    if policy is not None:
-        objective = cast_objective(objective, policy)
+    objective = objective_value(objective, policy).cast
     probe = lambda matmuls: jax.eval_shape(lambda p, s, b: value_and_grad(
         lambda p: objective(p, s, b, jax.random.key(0), True), has_aux=True,
         canonical_matmuls=matmuls, platform=platform)(p), params, state, batch)
@@ -230,7 +230,7 @@ def _sweep_runner(p: SweepProgram) -> Callable:
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
     data_parallel = p.placement.data_parallel()
-    evaluated = p.objective if p.policy is None else cast_objective(p.objective, p.policy)
+    evaluated = objective_value(p.objective, p.policy).cast
     guard = None if p.policy is None or p.policy.loss_scaling is None else "skip"
 
     def one_run(seed, hp, params0, model_state, data, val_data):
@@ -423,11 +423,10 @@ def _checked(objective, init, make_optimizer, data, seeds, hparams, epochs, batc
     hp_dtypes = _hp_dtypes(init, callable(init), hp, policy)
     _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
     p0 = init(jax.random.key(int(seeds_arr[0]))) if callable(init) else init
-    check_data = getattr(objective, "check_data", None)
-    if check_data is not None:
-        check_data(p0, model_state, data, "sweep")
-        if validation_data is not None:
-            check_data(p0, model_state, validation_data, "sweep(validation_data)")
+    check_data = objective_value(objective).check_data
+    check_data(p0, model_state, data, "sweep")
+    if validation_data is not None:
+        check_data(p0, model_state, validation_data, "sweep(validation_data)")
     return CheckedSweep(n_runs, seeds_arr, hp, hp_dtypes, policy, n, batch_size, val_batch_size,
                         epochs, init if callable(init) else None, p0, model_state, data,
                         validation_data)

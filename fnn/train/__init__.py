@@ -1,11 +1,14 @@
 """Training: objectives, the train step, the one epoch engine and the trainers on it.
 
-* :mod:`fnn.train.objective`  ``supervised`` and the objective contract
+* :mod:`fnn.train.objective`  ``supervised``, the objective contract and the objective value
+  the trainers use (``objective_value``: function, data check, net, cast once)
 * :mod:`fnn.train.step`       ``TrainState``, ``train_step``, the engine's checked step
 * :mod:`fnn.train.engine`     the epoch engine every trainer runs on (keys, shuffles, the
   minibatch scan, metric means, the validation pass, the NaN guard)
 * :mod:`fnn.train.runs`       ``run``: one training run as one pure, vmappable function
 * :mod:`fnn.train.stream`     streaming input: iterables of host batches, chunked and prefetched
+* :mod:`fnn.train.sources`    fit's input source, made in one place: arrays or a stream
+* :mod:`fnn.train.inputs`     what fit trains on: the source, the validation data, the loop
 * :mod:`fnn.train.fit`        ``fit`` (with config, early stopping, checkpointing, progress,
   history, the NaN guard's report and the divergence warning in modules of their own;
   :mod:`fnn.train.checkpointing` owns fit's checkpoint schema, both directions); ``evaluate``

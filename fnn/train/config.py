@@ -59,10 +59,11 @@ def validation_batch_size(n_val: int, batch_size: int) -> int:
     return min(n_val, max(batch_size, 1024))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FitConfig:
     """Every option of ``fit`` that does not depend on the data, checked on construction
-    (see ``fit`` for their meaning). ``validation`` says whether validation data was given."""
+    (see ``fit`` for their meaning). ``validation`` says whether validation data was given.
+    Keyword-only: ``FitConfig(epochs=5, batch_size=32)``."""
     epochs: int = 1
     batch_size: int | None = None
     steps_per_epoch: int | None = None
@@ -88,32 +89,53 @@ class FitConfig:
     step_metrics: bool = False
 
     def __post_init__(self):
-        set_ = lambda name, value: object.__setattr__(self, name, value)
-        set_("epochs", v.positive_int("fit", "epochs", self.epochs))
-        v.integer("fit", "seed", self.seed)
-        for name in ("steps_per_epoch", "epochs_per_call", "checkpoint_every"):
-            set_(name, v.positive_int("fit", name, getattr(self, name), none_ok=True))
-        set_("stream_chunk", v.positive_int("fit", "stream_chunk", self.stream_chunk))
-        set_("unroll", v.positive_int("fit", "unroll", self.unroll))
-        set_("shuffle_blocks", v.positive_int("fit", "shuffle_blocks", self.shuffle_blocks,
-                                              none_ok=True))
-        if not isinstance(self.data_axis, str):
-            raise TypeError(f"fit: data_axis must be a mesh axis name (str), got "
-                            f"{self.data_axis!r}")
-        v.one_of("fit", "on_nonfinite", self.on_nonfinite, GUARDS)
-        if self.precision is not None:
-            set_("precision", get_policy(self.precision, who="fit"))
-            if self.precision.loss_scaling is not None and self.on_nonfinite == "raise":
-                raise ValueError(f"fit: on_nonfinite='raise' cannot be combined with loss "
-                                 f"scaling (precision {self.precision}): an overflowing step is "
-                                 f"expected there and is skipped while the scale halves; use "
-                                 f"on_nonfinite='skip' or None")
+        self._check_numbers()
+        self._check_precision()
         for name in ("resume", "check_finite_inputs", "overwrite", "step_metrics"):
             v.flag("fit", name, getattr(self, name))
         if not (isinstance(self.progress, bool) or v.is_int(self.progress) and self.progress >= 1):
             raise ValueError(f"fit: progress must be True (a bar on a terminal, else a line "
                              f"every ~10% of the epochs), False, or a positive int N (a line "
                              f"every N epochs), got {self.progress!r}")
+        self._check_checkpoints()
+        self._check_callbacks()
+        self._check_early_stopping()
+        if self.step_metrics and (self.validation or self.early_stopping is not None):
+            raise ValueError("fit: step_metrics=True keeps every step's metrics; it cannot be "
+                             "combined with validation_data or early_stopping, which work on "
+                             "per-epoch metrics")
+
+    def _set(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_numbers(self) -> None:
+        """The counts and sizes (as ints), the seed, the mesh axis name and the guard."""
+        self._set("epochs", v.positive_int("fit", "epochs", self.epochs))
+        v.integer("fit", "seed", self.seed)
+        for name in ("steps_per_epoch", "epochs_per_call", "checkpoint_every"):
+            self._set(name, v.positive_int("fit", name, getattr(self, name), none_ok=True))
+        self._set("stream_chunk", v.positive_int("fit", "stream_chunk", self.stream_chunk))
+        self._set("unroll", v.positive_int("fit", "unroll", self.unroll))
+        self._set("shuffle_blocks", v.positive_int("fit", "shuffle_blocks", self.shuffle_blocks,
+                                                   none_ok=True))
+        if not isinstance(self.data_axis, str):
+            raise TypeError(f"fit: data_axis must be a mesh axis name (str), got "
+                            f"{self.data_axis!r}")
+        v.one_of("fit", "on_nonfinite", self.on_nonfinite, GUARDS)
+
+    def _check_precision(self) -> None:
+        """``precision`` as a :class:`fnn.precision.Policy`; loss scaling refuses 'raise'."""
+        if self.precision is None:
+            return
+        self._set("precision", get_policy(self.precision, who="fit"))
+        if self.precision.loss_scaling is not None and self.on_nonfinite == "raise":
+            raise ValueError(f"fit: on_nonfinite='raise' cannot be combined with loss "
+                             f"scaling (precision {self.precision}): an overflowing step is "
+                             f"expected there and is skipped while the scale halves; use "
+                             f"on_nonfinite='skip' or None")
+
+    def _check_checkpoints(self) -> None:
+        """Checkpointing options that need, or exclude, each other."""
         if self.unroll > 1 and self.checkpoint_dir is not None:
             raise ValueError(f"fit: unroll={self.unroll} cannot be combined with checkpoint_dir: "
                              f"an unrolled loop makes results depend on how epochs are chunked "
@@ -128,6 +150,9 @@ class FitConfig:
                              f"{'resume=True' if self.resume else 'checkpoint_dir=None'}")
         if self.keep is not None:
             v.positive_int("fit", "keep", self.keep)
+
+    def _check_callbacks(self) -> None:
+        """``callbacks`` as a tuple of functions and :class:`Hook` objects."""
         single = callable(self.callbacks) or isinstance(self.callbacks, Hook)
         callbacks = (self.callbacks,) if single else tuple(self.callbacks)
         for callback in callbacks:
@@ -135,12 +160,7 @@ class FitConfig:
                 v.function("fit", "callbacks", callback,
                            "f(epoch, metrics) -> stop?, f(epoch, metrics, state) -> stop? or "
                            "an fnn.train.hooks.Hook")
-        set_("callbacks", callbacks)
-        self._check_early_stopping()
-        if self.step_metrics and (self.validation or self.early_stopping is not None):
-            raise ValueError("fit: step_metrics=True keeps every step's metrics; it cannot be "
-                             "combined with validation_data or early_stopping, which work on "
-                             "per-epoch metrics")
+        self._set("callbacks", callbacks)
 
     def _check_early_stopping(self) -> None:
         rule = self.early_stopping
@@ -150,7 +170,7 @@ class FitConfig:
             raise TypeError(f"fit: early_stopping must be an fnn.EarlyStopping, got "
                             f"{type(rule).__name__}")
         v.one_of("EarlyStopping", "mode", rule.mode, ("auto", "min", "max"))
-        object.__setattr__(self, "early_stopping", rule._replace(mode=mode_of(rule, 7)))
+        self._set("early_stopping", rule._replace(mode=mode_of(rule, 7)))
         v.positive_int("EarlyStopping", "patience", rule.patience)
         v.number("EarlyStopping", "min_delta", rule.min_delta, low=0)
         if rule.monitor.startswith("val_") and not self.validation:

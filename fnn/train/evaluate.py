@@ -7,6 +7,7 @@ import jax
 
 from fnn.train.config import batch_size_for
 from fnn.train.engine import compiled_evaluation
+from fnn.train.objective import objective_value
 from fnn.train.programs import hyperparameters
 from fnn.train.stream import HostBatches, is_stream, stream_mean_metrics
 from fnn.validation import num_examples
@@ -40,19 +41,17 @@ def evaluate(objective: Callable, params, *data_or_state_data, model_state=None,
     differ in size). Returns ``{name: float}``; ``loss`` is the objective's total.
     """
     state, data = _state_and_data(model_state, data_or_state_data)
-    check_data = getattr(objective, "check_data", None)
+    check_data = objective_value(objective).check_data
     if is_stream(data):
         batches = HostBatches(data, "evaluate", fixed_batch=False)
-        if check_data is not None:
-            check_data(params, state, batches.first, "evaluate")
-            batches.check_batch = lambda b, where: check_data(params, state, b, where)
+        check_data(params, state, batches.first, "evaluate")
+        batches.check_batch = lambda b, where: check_data(params, state, b, where)
         return {k: float(v) for k, v in stream_mean_metrics(objective, params, state,
                                                             batches).items()}
     n = num_examples("evaluate", data)
     batch_size = batch_size_for("evaluate", batch_size, n)
     data = jax.tree.map(jax.numpy.asarray, data)
-    if check_data is not None:
-        check_data(params, state, data, "evaluate")
+    check_data(params, state, data, "evaluate")
     program = compiled_evaluation(objective, params, state, data, batch_size)
     metrics = program(hyperparameters(objective=objective), params, state, data)
     return {k: float(v) for k, v in metrics.items()}

@@ -22,6 +22,7 @@ from fnn.train.history import History
 from fnn.train.hooks import Callbacks, Hook, make_rows
 from fnn.train.inputs import Inputs, prepare
 from fnn.train.multi_step import is_engine_step
+from fnn.train.objective import objective_value
 from fnn.train.nonfinite import NonFiniteError, NonFiniteReport
 from fnn.train.progress import Progress, ProgressHook, progress_mode
 from fnn.train.step import TrainState, check_sites
@@ -151,24 +152,21 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     Returns a :class:`FitResult`. Every epoch (its minibatch steps, the metric means and the
     validation pass) runs inside compiled code (:mod:`fnn.train.engine`).
     """
-    check_trainer("fit", objective, optimizer)
-    engine_step = is_engine_step(objective)
-    if engine_step and early_stopping is not None:
-        raise ValueError("fit: early_stopping needs an objective's metric names; an "
-                         "engine-form step (multi_step, gan_step) has none: stop from a hook")
-    if engine_step and precision is not None and get_policy(precision, who="fit").loss_scaling:
-        raise ValueError(f"fit: an engine-form step (multi_step, gan_step) cannot scale its "
-                         f"losses; use a precision policy without loss scaling, got "
-                         f"{precision!r}")
+    check_trainer_options(objective, optimizer, early_stopping, precision)
     shuffle_blocks = resumed_shuffle_blocks(checkpoint_dir, resume, shuffle_blocks)
-    config = FitConfig(epochs, batch_size, steps_per_epoch, stream_chunk, seed,
-                       validation_data is not None, early_stopping, callbacks, progress,
-                       epochs_per_call, checkpoint_dir, checkpoint_every, keep, resume,
-                       on_nonfinite, check_finite_inputs, unroll, mesh, data_axis,
-                       shuffle_blocks, precision=precision, overwrite=overwrite,
-                       step_metrics=step_metrics)
+    config = FitConfig(
+        epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+        stream_chunk=stream_chunk, seed=seed, validation=validation_data is not None,
+        early_stopping=early_stopping, callbacks=callbacks, progress=progress,
+        epochs_per_call=epochs_per_call, checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every, keep=keep, resume=resume, on_nonfinite=on_nonfinite,
+        check_finite_inputs=check_finite_inputs, unroll=unroll, mesh=mesh, data_axis=data_axis,
+        shuffle_blocks=shuffle_blocks, precision=precision, overwrite=overwrite,
+        step_metrics=step_metrics)
+    engine_step = is_engine_step(objective)
     model_state, policy = {} if model_state is None else model_state, config.precision
-    inputs = prepare(config, objective, optimizer, params, model_state, data, validation_data)
+    trainer = objective if engine_step else objective_value(objective, policy)  # cast once
+    inputs = prepare(config, trainer, optimizer, params, model_state, data, validation_data)
     if early_stopping is not None:   # before anything compiles
         check_monitor(config.early_stopping, metric_names(
             objective, params, model_state, inputs.example, validation=config.validation,
@@ -182,6 +180,22 @@ def fit(objective: Callable, params, optimizer, data, *, model_state=None, epoch
     warn_if_diverged(result.history, lambda: initial_loss(
         objective, params, model_state, inputs.example, inputs.sizes["batch_size"]))
     return result
+
+
+def check_trainer_options(objective, optimizer, early_stopping, precision) -> None:
+    """``fit``'s trainer check (:func:`fnn.train.config.check_trainer`), and what an
+    engine-form step cannot do: early stopping (it has no metric names before it runs) and
+    loss scaling (its losses are its own)."""
+    check_trainer("fit", objective, optimizer)
+    if not is_engine_step(objective):
+        return
+    if early_stopping is not None:
+        raise ValueError("fit: early_stopping needs an objective's metric names; an "
+                         "engine-form step (multi_step, gan_step) has none: stop from a hook")
+    if precision is not None and get_policy(precision, who="fit").loss_scaling:
+        raise ValueError(f"fit: an engine-form step (multi_step, gan_step) cannot scale its "
+                         f"losses; use a precision policy without loss scaling, got "
+                         f"{precision!r}")
 
 
 def engine_state(step, trees, model_state, policy) -> TrainState:

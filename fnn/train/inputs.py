@@ -1,25 +1,23 @@
-"""What ``fit`` trains on: arrays in memory or a stream of batches, on one device or
-data-parallel over a mesh; checked against the objective and placed, with the engine's
-runner over them (:func:`prepare`)."""
+"""What ``fit`` trains on (:func:`prepare`): its input source (:mod:`fnn.train.sources`:
+arrays in memory or a stream of batches, on one device or data-parallel over a mesh) and the
+validation data, checked against the objective (:class:`fnn.train.objective.TrainObjective`),
+and the engine's runner over them with the run's loop (:class:`FitLoop`, or an engine-form
+step's :class:`StepLoop`)."""
 from __future__ import annotations
 
-import functools
-import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnn._cpu_grad import target_platform
-from fnn.precision import cast_objective
-from fnn.sharding import DataParallel, SingleDevice, data_parallel
-from fnn.train.config import FitConfig, batch_size_for, validation_batch_size
-from fnn.train.engine import ArrayEpochs, EpochLoop, epoch_keys
+from fnn.train.config import FitConfig, validation_batch_size
+from fnn.train.engine import EpochLoop, epoch_keys
 from fnn.train.multi_step import is_engine_step
+from fnn.train.objective import TrainObjective, no_data_check
 from fnn.train.programs import hyperparameters, with_hyperparameters
 from fnn.train.step import TrainState, checked_step
-from fnn.train.stream import (HostBatches, StreamEpochs, check_stream_options,
-                              check_validation_stream, is_stream, stream_mean_metrics)
+from fnn.train.sources import input_source
+from fnn.train.stream import HostBatches, is_stream, stream_mean_metrics
 from fnn.validation import finite_data, num_examples
 
 __all__ = ["Inputs", "prepare", "fit_loop", "StepLoop"]
@@ -45,99 +43,43 @@ class Inputs(NamedTuple):
 
 def prepare(config: FitConfig, objective, optimizer, params, state, data, val_data) -> Inputs:
     """Check ``data`` and ``val_data`` (shapes against the objective, optionally for NaN/inf),
-    choose the placement (one device, or data-parallel over ``config.mesh`` or the data's own
-    mesh) and build the engine's runner over them."""
-    streaming = is_stream(data)
-    parallel = data_parallel("fit", None if streaming else data, params, mesh=config.mesh,
-                             axis=config.data_axis)
-    check_data = getattr(objective, "check_data", None)
-    check_validation_stream("fit", val_data)
-    if streaming:
-        check_stream_options("fit", config.batch_size, val_data)
-        batches = HostBatches(data, "fit", check_finite=config.check_finite_inputs)
-        if check_data is not None:
-            batches.check_batch = lambda b, where: check_data(params, state, b, where)
-        example, n = batches.first, None
-        batch_size = batches.batch_size * jax.process_count()
-        steps_per_epoch = _stream_steps(config, data, batches)
-    else:
-        if config.steps_per_epoch is not None:
-            raise ValueError("fit: steps_per_epoch is for a stream of batches; arrays in memory "
-                             "make n // batch_size steps per epoch")
-        data, n = _whole_shards(parallel, data)
-        batch_size = batch_size_for("fit", config.batch_size, n)
-        if config.check_finite_inputs:
-            finite_data("fit", data)
-        example = data = _placed(parallel, data)
-        steps_per_epoch = n // batch_size
-    blocks = _shuffle_blocks(config, parallel, n, batch_size)
-    if check_data is not None:
-        check_data(params, state, example, "fit")
+    take the input source with its placement (:func:`fnn.train.sources.input_source`: arrays
+    or a stream, on one device or data-parallel over ``config.mesh`` or the data's own mesh)
+    and build the engine's runner over it. ``objective``: the run's
+    :class:`fnn.train.objective.TrainObjective` (cast under ``config.precision``), or an
+    engine-form step (which checks no data)."""
+    check_data = (objective.check_data if isinstance(objective, TrainObjective)
+                  else no_data_check)
+    source = input_source(config, data, val_data, params,
+                          lambda batch, where: check_data(params, state, batch, where))
+    blocks = source.shuffle_blocks(config.shuffle_blocks)
+    check_data(params, state, source.example, "fit")
     val_arrays, val_batch_size, evaluate_validation = _validation(
-        config, objective, parallel, params, state, val_data, batch_size, example)
-    options = (("batch_size", batch_size), ("n", n), ("guard", config.guard),
-               ("per_step", config.step_metrics), ("unroll", config.unroll),
-               ("blocks", blocks), ("parallel", parallel), ("precision", config.precision))
-    if is_engine_step(objective):
-        loop_of, hp = StepLoop(objective, options), objective.hyperparameters()
-    else:
-        loop_of = FitLoop(objective, optimizer, (
-            *options, ("val_batch_size", val_batch_size),
-            ("platform", target_platform(None if streaming else data))))
-        hp = hyperparameters(objective=objective, optimizer=optimizer)
-    keys = epoch_keys(jax.random.key(config.seed))
-    if not streaming:
-        runner = ArrayEpochs(loop_of, hp, data, val_arrays, keys,
-                             evaluate_validation=evaluate_validation)
-        sizes = {"batch_size": batch_size, "num_examples": n, "shuffle_blocks": blocks}
-    else:
-        chunk = functools.partial(parallel.data, batch_dim=1)
-        runner = StreamEpochs(loop_of, hp, batches, steps_per_epoch, config.stream_chunk,
-                              val_arrays, keys, place=chunk,
-                              evaluate_validation=evaluate_validation,
-                              keep_input=config.checkpoint_dir is not None)
-        sizes = {"batch_size": batch_size, "num_examples": None,
-                 "steps_per_epoch": steps_per_epoch}
-    per_epoch = streaming or evaluate_validation is not None
+        config, objective, source.parallel, params, state, val_data, source.batch_size,
+        source.example)
+    loop_of, hp = _loop(config, objective, optimizer, source, blocks, val_batch_size)
+    runner = source.runner(loop_of, hp, val_arrays, epoch_keys(jax.random.key(config.seed)),
+                           evaluate_validation)
     losses = {name: 0 for name in objective.names} if is_engine_step(objective) else None
-    return Inputs(runner, steps_per_epoch, sizes, per_epoch, parallel.replicated,
-                  parallel.returned, example, losses)
+    return Inputs(runner, source.steps_per_epoch, source.sizes(blocks),
+                  source.per_epoch or evaluate_validation is not None,
+                  source.parallel.replicated, source.parallel.returned, source.example, losses)
 
 
-def _whole_shards(parallel: DataParallel | SingleDevice, data):
-    """``(data, n)``: data-parallel, the last ``n % devices`` examples are dropped with a
-    warning (as a single-device epoch drops its last partial batch), so every device holds
-    an equal shard; host data only (a global array is already split)."""
-    n = num_examples("fit", data)
-    rest = n % parallel.size
-    if not rest or any(isinstance(a, jax.Array) and len(a.sharding.device_set) > 1
-                       for a in jax.tree.leaves(data)):
-        return data, n
-    warnings.warn(f"fit: the data's {n} examples do not divide by the {parallel.size} devices "
-                  f"of mesh axis {parallel.axis!r}; training on the first {n - rest} (the last "
-                  f"{rest} are dropped, as a last partial batch is)", stacklevel=4)
-    return jax.tree.map(lambda a: a[: n - rest], data), n - rest
-
-
-def _placed(parallel: DataParallel | SingleDevice, data):
-    n = num_examples("fit", data)
-    if n % parallel.size:
-        raise ValueError(f"fit: the data's {n} examples do not divide by the {parallel.size} "
-                         f"devices of mesh axis {parallel.axis!r}; drop or pad examples")
-    return parallel.data(data)
-
-
-def _shuffle_blocks(config: FitConfig, parallel: DataParallel | SingleDevice, n,
-                    batch_size) -> int:
-    """B of the shuffle: ``config.shuffle_blocks``, else the data shards when data-parallel
-    (else 1). Any B gives the same order on any device count (a B other than the shards
-    costs some communication), which is how a resume keeps a checkpoint's order."""
-    parallel.check_batch("fit", batch_size)
-    blocks = config.shuffle_blocks or parallel.size
-    if blocks > 1 and n is not None and (n % blocks or batch_size % blocks):
-        raise ValueError(f"fit: shuffle_blocks={blocks} needs the example count ({n}) and the "
-                         f"batch size ({batch_size}) to divide by {blocks}")
-    return blocks if n is not None and batch_size < n else 1
+def _loop(config: FitConfig, objective, optimizer, source, blocks: int,
+          val_batch_size) -> tuple[Callable, dict]:
+    """``(loop_of, hp)``: the run's :class:`FitLoop` (or an engine-form step's
+    :class:`StepLoop`) over ``source`` and its hyperparameters, the program's runtime
+    inputs."""
+    options = (("batch_size", source.batch_size), ("n", source.n), ("guard", config.guard),
+               ("per_step", config.step_metrics), ("unroll", config.unroll),
+               ("blocks", blocks), ("parallel", source.parallel))
+    if is_engine_step(objective):
+        return (StepLoop(objective, (*options, ("precision", config.precision))),
+                objective.hyperparameters())
+    return (FitLoop(objective, optimizer, (*options, ("val_batch_size", val_batch_size),
+                                           ("platform", source.platform))),
+            hyperparameters(objective=objective.fn, optimizer=optimizer))
 
 
 def _validation(config, objective, parallel, params, state, val_data, batch_size, example):
@@ -150,16 +92,12 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         raise ValueError("fit: validation_data needs an objective to evaluate; an engine-form "
                          "step (multi_step, gan_step) has none: evaluate in a hook instead")
     _same_examples(val_data if not is_stream(val_data) else None, example)
-    check_data = getattr(objective, "check_data", None)
     if is_stream(val_data):
         stream = HostBatches(val_data, "fit(validation_data)", fixed_batch=False,
                              check_finite=config.check_finite_inputs)
-        if check_data is not None:
-            check_data(params, state, stream.first, "fit(validation_data)")
-        if config.precision is not None:
-            objective = cast_objective(objective, config.precision)
+        objective.check_data(params, state, stream.first, "fit(validation_data)")
         return None, None, lambda ts: {f"val_{k}": v for k, v in stream_mean_metrics(
-            objective, ts.params, ts.model_state, stream).items()}
+            objective.cast, ts.params, ts.model_state, stream).items()}
     n_val = num_examples("fit(validation_data)", val_data)
     if config.check_finite_inputs:
         finite_data("fit(validation_data)", val_data)
@@ -167,8 +105,7 @@ def _validation(config, objective, parallel, params, state, val_data, batch_size
         val = parallel.data(val_data)
     else:
         val = parallel.replicated(val_data)
-    if check_data is not None:
-        check_data(params, state, val, "fit(validation_data)")
+    objective.check_data(params, state, val, "fit(validation_data)")
     return val, validation_batch_size(n_val, batch_size), None
 
 
@@ -185,31 +122,31 @@ def _same_examples(val_data, example) -> None:
                          f"example axis); validate on data of the training data's shape")
 
 
-def fit_loop(objective, optimizer, hp, *, batch_size, n, guard, per_step, val_batch_size,
-             unroll, blocks, parallel, platform, precision) -> EpochLoop:
-    """fit's epoch loop with the hyperparameters ``hp`` (of :func:`fnn.train.programs.
-    hyperparameters`, traced inside a program) put into ``objective`` and ``optimizer``.
-    ``platform``: where the data are, which decides the gradient's form
-    (:func:`fnn._cpu_grad.value_and_grad`); ``precision``: a policy (or None) the steps and
-    the validation pass run under."""
-    objects = with_hyperparameters(hp, objective=objective, optimizer=optimizer)
-    objective, optimizer = objects["objective"], objects["optimizer"]
-    step = checked_step(objective, optimizer, precision=precision, platform=platform)
-    if precision is not None:
-        objective = cast_objective(objective, precision)
-    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective,
+def fit_loop(objective: TrainObjective, optimizer, hp, *, batch_size, n, guard, per_step,
+             val_batch_size, unroll, blocks, parallel, platform) -> EpochLoop:
+    """fit's epoch loop with the hyperparameters ``hp`` (``{'objective': ..., 'optimizer':
+    ...}``, traced inside a program) put into ``objective`` (a
+    :class:`fnn.train.objective.TrainObjective`: the steps and the validation pass run its
+    ``cast``, under its precision policy) and ``optimizer``. ``platform``: where the data are,
+    which decides the gradient's form (:func:`fnn._cpu_grad.value_and_grad`)."""
+    objective = objective.with_hyperparameters(hp["objective"])
+    optimizer = with_hyperparameters(hp, optimizer=optimizer)["optimizer"]
+    step = checked_step(objective, optimizer, platform=platform)
+    return EpochLoop(step, batch_size, n, guard, per_step, objective=objective.cast,
                      val_batch_size=val_batch_size, unroll=unroll, shuffle_blocks=blocks,
                      parallel=parallel)
 
 
 class FitLoop(NamedTuple):
-    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` and ``optimizer`` with the sorted
-    keyword ``options``; hashable (the objects by identity). ``step_parts`` and ``static``
-    are what the compile cache fingerprints instead of the whole step (see
-    :func:`fnn.train.engine.program_key`): the objective's forward pass in training mode
-    (under the precision policy) and the optimizer's update, with the policy and the
-    platform, which decide how the gradient is taken."""
-    objective: Callable
+    """``loop_of(hp)``: :func:`fit_loop` of ``objective`` (a
+    :class:`fnn.train.objective.TrainObjective`) and ``optimizer`` with the sorted keyword
+    ``options``; hashable (the objective by its function's identity and its policy, the
+    optimizer by identity). ``step_parts`` and ``static`` are what the compile cache
+    fingerprints instead of the whole step (see :func:`fnn.train.engine.program_key`): the
+    objective's forward pass in training mode (its cast, under the precision policy) and the
+    optimizer's update, with the policy and the platform, which decide how the gradient is
+    taken."""
+    objective: TrainObjective
     optimizer: Any
     options: tuple
 
@@ -218,16 +155,13 @@ class FitLoop(NamedTuple):
 
     @property
     def static(self) -> tuple:
-        options = dict(self.options)
-        return options["precision"], options["platform"]
+        return self.objective.policy, dict(self.options)["platform"]
 
     def step_parts(self, hp, ts: TrainState, batch, key):
-        objects = with_hyperparameters(hp, objective=self.objective, optimizer=self.optimizer)
-        objective, precision = objects["objective"], dict(self.options)["precision"]
-        if precision is not None:
-            objective = cast_objective(objective, precision)
-        forward = objective(ts.params, ts.model_state, batch, key, True)
-        update = objects["optimizer"].update(ts.params, ts.opt_state, ts.params)
+        objective = self.objective.with_hyperparameters(hp["objective"])
+        optimizer = with_hyperparameters(hp, optimizer=self.optimizer)["optimizer"]
+        forward = objective.cast(ts.params, ts.model_state, batch, key, True)
+        update = optimizer.update(ts.params, ts.opt_state, ts.params)
         return forward, update
 
 
@@ -244,12 +178,3 @@ class StepLoop(NamedTuple):
         return EpochLoop(self.step.configured(hp, o["precision"]), o["batch_size"], o["n"],
                          o["guard"], o["per_step"], unroll=o["unroll"],
                          shuffle_blocks=o["blocks"], parallel=o["parallel"])
-
-
-def _stream_steps(config: FitConfig, data, batches: HostBatches) -> int:
-    if config.steps_per_epoch is not None:
-        return config.steps_per_epoch
-    if batches.one_shot or not hasattr(data, "__len__"):
-        raise ValueError(f"fit: a stream of type {type(data).__name__} has no length; pass "
-                         f"steps_per_epoch= (batches per epoch)")
-    return len(data)

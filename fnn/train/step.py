@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 from fnn._cpu_grad import value_and_grad
 from fnn.optim.base import apply_updates
-from fnn.precision import cast_objective, get_policy
+from fnn.precision import get_policy
+from fnn.train.objective import objective_value
 
 __all__ = ["TrainState", "train_step", "checked_step", "finite_checks", "check_sites",
            "skip_failed"]
@@ -97,14 +98,18 @@ def checked_step(objective: Callable, optimizer, *, precision=None, **grad_optio
     ``finite`` the NaN guard's checks (:func:`finite_checks`). ``grad_options`` go to
     :func:`fnn._cpu_grad.value_and_grad`.
 
+    ``objective`` may be a :class:`fnn.train.objective.TrainObjective` (``fit``'s, already
+    cast; ``precision`` None or its own): its ``cast`` runs.
+
     ``precision``: a :class:`fnn.precision.Policy` (or its string): the objective runs under
-    :func:`fnn.precision.cast_objective`; with loss scaling (float16) the gradient is that of
-    ``scale * loss`` divided by ``scale``, and ``ts.loss_scale`` is adjusted by whether the
-    step passed its finite checks (the engine's ``'skip'`` guard then undoes a failed step).
+    :func:`fnn.precision.cast_objective` (cast by :func:`fnn.train.objective.objective_value`);
+    with loss scaling (float16) the gradient is that of ``scale * loss`` divided by
+    ``scale``, and ``ts.loss_scale`` is adjusted by whether the step passed its finite checks
+    (the engine's ``'skip'`` guard then undoes a failed step).
     """
     policy = None if precision is None else get_policy(precision, who="checked_step")
-    if policy is not None:
-        objective = cast_objective(objective, policy)
+    value = objective_value(objective, policy)
+    objective, policy = value.cast, value.policy
     scaling = None if policy is None else policy.loss_scaling
 
     def gradient(ts: TrainState, batch, key):
