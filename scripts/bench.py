@@ -135,18 +135,23 @@ def _median_round(runs: list[dict]) -> dict:
     return {**out, "rate_per_round": [r["rate"] for r in done], "pids": [r["pid"] for r in done]}
 
 
+def _rate(rate: float) -> str:
+    """A rate to the unit, or to 3 significant digits below 100 (a refit's fits/s)."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 def _summary(results: dict) -> str:
     """One row a workload: every implementation's rate and fnn's two ratios."""
     order = ("fnn", "fnn sweep", "fnn fits", "fnn 1 device", "fnn 2 devices", "fnn 4 devices",
              "jax", "jax vmap", "optax", *PEERS, "numpy", "fnn bf16", "jax bf16")
-    labels = sorted({l for r in results.values() for l in r},
+    labels = sorted(dict.fromkeys(l for r in results.values() for l in r),  # workload order
                     key=lambda l: order.index(l) if l in order else len(order))
     lines = ["| workload | unit | " + " | ".join(labels) + " | fnn ÷ baseline | fnn ÷ best peer |",
              "|---|---|" + "---|" * (len(labels) + 2)]
     for name, r in results.items():
         spec = WORKLOADS[name]
         rate = lambda l: r.get(l, {}).get("rate")
-        cells = [f"{rate(l):,.0f}" if rate(l) else "" for l in labels]
+        cells = [_rate(rate(l)) if rate(l) else "" for l in labels]
         ours = rate("fnn") or rate("fnn sweep")
         peers = [rate(l) for l in spec.peers if rate(l)]
         vs_base = f"{ours / rate(spec.baseline):.2f}x" if ours and rate(spec.baseline) else ""
@@ -191,7 +196,7 @@ def _row(workload, label, r, results, gemm) -> str:
     if spec.flops and workload != "gemm":
         gflops = r["rate"] * spec.flops / 1e9
         flops = f"{gflops:.3g}" + (f" ({100 * gflops / gemm:.0f}%)" if gemm else "")
-    return (f"| {workload} | {label} | {r['rate']:,.0f} {spec.unit} | {vs_base} | {vs_peer} | "
+    return (f"| {workload} | {label} | {_rate(r['rate'])} {spec.unit} | {vs_base} | {vs_peer} | "
             f"{r['compile_s']:.2f} | {r['peak_rss_mib']:,.0f} | {flops} |")
 
 
