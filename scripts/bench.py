@@ -21,6 +21,18 @@ The ``mlp`` and ``cnn`` workloads also have bfloat16-compute rows (``fnn bf16``:
 with ``precision="params=float32,compute=bfloat16,output=float32"``; ``jax bf16``: the
 baseline with its params and inputs cast by hand), beside the float32 rows of the same run.
 
+The ``refit`` row times what a learning-rate loop pays for building its objects afresh: 10
+fits of the digits MLP and 10 of the quadrant net (``workloads.refit_loop``), each with a
+freshly built net, objective and optimizer and its own learning rate (``<library> refit``),
+against the same fits sharing objects (``<library> shared``); for fnn (``fnn.fit``) and for
+the peers' idiomatic loops, Equinox (a module-level ``eqx.filter_jit`` step, the optax
+optimizer as its argument) and Flax NNX (a module-level ``nnx.jit`` step over the model and
+its ``nnx.Optimizer``), each a Python loop over the same minibatches and steps as fnn's fit.
+A last table gives each library's milliseconds per fit and the overhead per refit. The
+peers' processes run with JAX's defaults (no persistent compilation cache unless
+``JAX_COMPILATION_CACHE_DIR`` is set), so each of their fresh fits compiles its step; fnn's
+use fnn's persistent cache, which shortens only their warm-up call.
+
 The ``cpu_grad`` rows time fnn's XLA:CPU workaround for jax-ml/jax#12868 (``fnn/_cpu_grad.py``):
 one training scan with ``jax.value_and_grad`` (``jax``) and with fnn's rewritten gradient
 (``fnn``): convolutions and max pooling in ``cpu_grad``, vmapped matmuls (``canonical_matmuls``)
@@ -123,18 +135,23 @@ def _median_round(runs: list[dict]) -> dict:
     return {**out, "rate_per_round": [r["rate"] for r in done], "pids": [r["pid"] for r in done]}
 
 
+def _rate(rate: float) -> str:
+    """A rate to the unit, or to 3 significant digits below 100 (a refit's fits/s)."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 def _summary(results: dict) -> str:
     """One row a workload: every implementation's rate and fnn's two ratios."""
     order = ("fnn", "fnn sweep", "fnn fits", "fnn 1 device", "fnn 2 devices", "fnn 4 devices",
              "jax", "jax vmap", "optax", *PEERS, "numpy", "fnn bf16", "jax bf16")
-    labels = sorted({l for r in results.values() for l in r},
+    labels = sorted(dict.fromkeys(l for r in results.values() for l in r),  # workload order
                     key=lambda l: order.index(l) if l in order else len(order))
     lines = ["| workload | unit | " + " | ".join(labels) + " | fnn ÷ baseline | fnn ÷ best peer |",
              "|---|---|" + "---|" * (len(labels) + 2)]
     for name, r in results.items():
         spec = WORKLOADS[name]
         rate = lambda l: r.get(l, {}).get("rate")
-        cells = [f"{rate(l):,.0f}" if rate(l) else "" for l in labels]
+        cells = [_rate(rate(l)) if rate(l) else "" for l in labels]
         ours = rate("fnn") or rate("fnn sweep")
         peers = [rate(l) for l in spec.peers if rate(l)]
         vs_base = f"{ours / rate(spec.baseline):.2f}x" if ours and rate(spec.baseline) else ""
@@ -179,8 +196,26 @@ def _row(workload, label, r, results, gemm) -> str:
     if spec.flops and workload != "gemm":
         gflops = r["rate"] * spec.flops / 1e9
         flops = f"{gflops:.3g}" + (f" ({100 * gflops / gemm:.0f}%)" if gemm else "")
-    return (f"| {workload} | {label} | {r['rate']:,.0f} {spec.unit} | {vs_base} | {vs_peer} | "
+    return (f"| {workload} | {label} | {_rate(r['rate'])} {spec.unit} | {vs_base} | {vs_peer} | "
             f"{r['compile_s']:.2f} | {r['peak_rss_mib']:,.0f} | {flops} |")
+
+
+def refit_table(results: dict) -> str:
+    """The ``refit`` row per library: milliseconds per fit with shared objects and with
+    freshly built ones (1000 / rate), and their difference, the overhead per refit."""
+    lines = ["| refit | ms per fit, shared objects | ms per fit, fresh objects | "
+             "overhead per refit, ms | fresh ÷ shared |", "|---|---|---|---|---|"]
+    for lib in dict.fromkeys(label.split()[0] for label in results):
+        shared, fresh = results.get(f"{lib} shared", {}), results.get(f"{lib} refit", {})
+        if "rate" not in shared or "rate" not in fresh:
+            why = next((r.get("skipped") or r.get("error") for r in (shared, fresh)
+                        if "rate" not in r), "not run")
+            lines.append(f"| {lib} | {why} | | | |")
+            continue
+        ms_shared, ms_fresh = 1000 / shared["rate"], 1000 / fresh["rate"]
+        lines.append(f"| {lib} | {ms_shared:.1f} | {ms_fresh:.1f} | {ms_fresh - ms_shared:.1f} | "
+                     f"{ms_fresh / ms_shared:.2f}x |")
+    return "\n".join(lines)
 
 
 def playground_bench(args) -> dict:  # noqa: ARG001 (the row takes no options yet)
@@ -240,6 +275,8 @@ def main(argv=None) -> int:
             for label, r in results[name].items():
                 print(_row(name, label, r, results[name], gemm), flush=True)
     print("\n" + _summary(results))
+    if "refit" in results:
+        print("\n" + refit_table(results["refit"]))
     extra = {"playground": playground_bench(args)} if (
         not args.workloads or "playground" in args.workloads) else {}
     if args.json:

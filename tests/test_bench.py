@@ -106,6 +106,50 @@ def test_every_implementation_of_the_gpu_checks_dry_run_workloads_runs(bench, mo
     assert {"fnn", "jax"} <= set(ran), ran
 
 
+def test_every_implementation_of_the_refit_row_runs_the_same_fits(bench, monkeypatch,
+                                                                   tmp_path):
+    """The refit row on a small config (2 learning rates, one digits epoch, 20 quadrant
+    steps), through ``bench.worker`` in this process: fnn's four fits and each installed peer's
+    (Equinox, Flax NNX) report a rate, a peer that is not installed is said; the peers' loops
+    take as many steps as fnn's fit (its last partial minibatch dropped)."""
+    import dataclasses
+    from benchmarks import workloads
+
+    spec = workloads.WORKLOADS["refit"]
+    small = {"fits": 2, "digits": {**spec.config["digits"], "epochs": 1},
+             "quadrant": {**spec.config["quadrant"], "steps": 20}}
+    monkeypatch.setitem(workloads.WORKLOADS, "refit", dataclasses.replace(spec, config=small))
+    data = workloads.make_data("refit")
+    np.savez(tmp_path / "data.npz", **data)
+    steps = {task: sum(1 for _ in batches())
+             for task, batches in workloads.refit_batches(data, small, np.asarray).items()}
+    assert steps == {"digits": len(data["digits_x"]) // 32, "quadrant": 20}
+    assert set(spec.impls) == {f"{lib} {kind}" for lib in ("fnn", "equinox", "flax")
+                               for kind in ("shared", "refit")}
+    ran = {}
+    for label in spec.impls:
+        out = bench.worker("refit", label, str(tmp_path / "data.npz"), 1)
+        if "skipped" in out:
+            assert label.split()[0] in workloads.PEERS and "is not installed" in out["skipped"]
+        else:
+            assert out["rate"] > 0 and out["repeats"] == 1, (label, out)
+        ran[label] = out
+    assert "rate" in ran["fnn shared"] and "rate" in ran["fnn refit"]
+    table = bench.refit_table(ran).splitlines()
+    assert table[2].startswith("| fnn | ") and len(table) == 5  # header, rule, 3 libraries
+
+
+def test_the_refit_table_gives_milliseconds_per_fit_and_the_overhead(bench):
+    results = {"fnn shared": {"rate": 100.0}, "fnn refit": {"rate": 80.0},
+               "equinox shared": {"rate": 20.0}, "equinox refit": {"rate": 2.0},
+               "flax shared": {"skipped": "flax is not installed (pip install -e '.[bench]')"},
+               "flax refit": {"skipped": "flax is not installed (pip install -e '.[bench]')"}}
+    assert bench.refit_table(results).splitlines()[2:] == [
+        "| fnn | 10.0 | 12.5 | 2.5 | 1.25x |",
+        "| equinox | 50.0 | 500.0 | 450.0 | 10.00x |",
+        "| flax | flax is not installed (pip install -e '.[bench]') | | | |"]
+
+
 @pytest.mark.slow
 def test_bench_runs_each_implementation_in_its_own_process(tmp_path):
     out = tmp_path / "bench.json"

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.workloads import Runner, shuffled_epochs
+from benchmarks.jax_common import blocked
+from benchmarks.workloads import REFIT, Runner, refit_batches, refit_loop, shuffled_epochs
 
 
 def _xent(logits, y):
@@ -140,3 +141,62 @@ class BiGRU(eqx.Module):
 def gru_mnist1d(data, config) -> Runner:
     model = BiGRU(config["hidden"], data["x"].shape[1], key=jax.random.key(0))
     return _epochs(model, _batched(_xent), data, config)
+
+
+# ------------------------------------------------------------------------------ refit row
+
+def _digits_loss(model, x, y):
+    return _xent(jax.vmap(model)(x), y)
+
+
+def _quadrant_loss(model, x, y):
+    """Cross-entropy plus ``l2 / 2`` times the squared weights (biases not penalised)."""
+    decay = sum(jnp.sum(layer.weight ** 2) for layer in model.layers)
+    return _xent(jax.vmap(model)(x), y) + 0.5 * REFIT["quadrant"]["l2"] * decay
+
+
+@eqx.filter_jit
+def _refit_step(model, opt_state, x, y, loss_fn, optim):
+    """A module-level step: its compilations are cached by ``filter_jit`` across fits, keyed
+    by the arrays' shapes and, by identity or equality, the static rest (the model's
+    activations, ``loss_fn``, and ``optim``'s functions)."""
+    loss, grads = eqx.filter_value_and_grad(loss_fn)(model, x, y)
+    updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    return eqx.apply_updates(model, updates), opt_state, loss
+
+
+def _refits(data, config, fresh: bool) -> Runner:
+    """Equinox's side of the ``refit`` row (``workloads.refit_loop``): a fit is a Python loop
+    of ``_refit_step`` over ``refit_batches`` (the steps of fnn's fit) with a fresh
+    ``optim.init``; the objects are an ``eqx.nn.MLP`` (built from ``key(0)``, hence the same
+    initial weights each time) and ``optax.sgd(lr)``. A fresh ``optax.sgd`` is a new static
+    argument of the step, so ``fresh`` compiles the step for every fit. (The MNIST tutorial's
+    step, defined inside its ``train`` function, would compile for every fit even with shared
+    objects.)"""
+    digits, quad = config["digits"], config["quadrant"]
+    sizes = {"digits": (data["digits_x"].shape[1], digits["hidden"], 10),
+             "quadrant": (2, quad["hidden"], 4)}
+    losses = {"digits": _digits_loss, "quadrant": _quadrant_loss}
+    batches = refit_batches(data, config, jnp.asarray)
+
+    def build(task, lr):
+        n_in, width, n_out = sizes[task]
+        return (eqx.nn.MLP(n_in, n_out, width, depth=1, activation=jax.nn.relu,
+                           key=jax.random.key(0)), optax.sgd(lr))
+
+    def fit(task, objects):
+        model, optim = objects
+        opt_state = optim.init(eqx.filter(model, eqx.is_array))
+        for x, y in batches[task]():
+            model, opt_state, _ = _refit_step(model, opt_state, x, y, losses[task], optim)
+        return model
+
+    return Runner(blocked(refit_loop(build, fit, config, fresh)), 2 * config["fits"])
+
+
+def refit_shared(data, config) -> Runner:
+    return _refits(data, config, fresh=False)
+
+
+def refit_fresh(data, config) -> Runner:
+    return _refits(data, config, fresh=True)

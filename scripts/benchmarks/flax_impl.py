@@ -14,7 +14,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from benchmarks.workloads import Runner, shuffled_epochs
+from benchmarks.jax_common import blocked
+from benchmarks.workloads import REFIT, Runner, refit_batches, refit_loop, shuffled_epochs
 
 
 def _xent(logits, y):
@@ -138,3 +139,63 @@ class BiGRU(nnx.Module):
 def gru_mnist1d(data, config) -> Runner:
     model = BiGRU(config["hidden"], data["x"].shape[1], rngs=nnx.Rngs(0))
     return _epochs(model, lambda m, x, y: _xent(m(x), y), data, config)
+
+
+# ------------------------------------------------------------------------------ refit row
+
+def _digits_loss(model, x, y):
+    return _xent(model(x), y)
+
+
+def _quadrant_loss(model, x, y):
+    """Cross-entropy plus ``l2 / 2`` times the squared kernels (biases not penalised)."""
+    decay = sum(jnp.sum(layer.kernel[...] ** 2) for layer in model.layers)
+    return _xent(model(x), y) + 0.5 * REFIT["quadrant"]["l2"] * decay
+
+
+@partial(nnx.jit, static_argnames="loss_fn")
+def _refit_step(model, optimizer, x, y, loss_fn):
+    """A module-level step: its compilations are cached by ``nnx.jit`` across fits, keyed by
+    the arrays' shapes, ``loss_fn`` and the model's and optimizer's graph definitions, whose
+    static attributes include the optimizer's optax transformation."""
+    loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
+    optimizer.update(model, grads)
+    return loss
+
+
+def _refits(data, config, fresh: bool) -> Runner:
+    """Flax NNX's side of the ``refit`` row (``workloads.refit_loop``): a fit is a Python loop
+    of ``_refit_step`` over ``refit_batches`` (the steps of fnn's fit), updating the model and
+    optimizer in place from their initial state (restored by ``nnx.update`` first, so that
+    shared objects start each fit where fresh ones do); the objects are an ``MLP`` of
+    ``nnx.Linear`` layers (``nnx.Rngs(0)``: the same initial weights each time) and
+    ``nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)``. A fresh optimizer's optax
+    transformation is a new static attribute, so ``fresh`` compiles the step for every fit."""
+    digits, quad = config["digits"], config["quadrant"]
+    sizes = {"digits": (data["digits_x"].shape[1], digits["hidden"], 10),
+             "quadrant": (2, quad["hidden"], 4)}
+    losses = {"digits": _digits_loss, "quadrant": _quadrant_loss}
+    batches = refit_batches(data, config, jnp.asarray)
+
+    def build(task, lr):
+        model = MLP(sizes[task], rngs=nnx.Rngs(0))
+        optimizer = nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)
+        return model, optimizer, nnx.state(model), nnx.state(optimizer)
+
+    def fit(task, objects):
+        model, optimizer, model_start, optimizer_start = objects
+        nnx.update(model, model_start)
+        nnx.update(optimizer, optimizer_start)
+        for x, y in batches[task]():
+            _refit_step(model, optimizer, x, y, losses[task])
+        return nnx.state(model)
+
+    return Runner(blocked(refit_loop(build, fit, config, fresh)), 2 * config["fits"])
+
+
+def refit_shared(data, config) -> Runner:
+    return _refits(data, config, fresh=False)
+
+
+def refit_fresh(data, config) -> Runner:
+    return _refits(data, config, fresh=True)

@@ -12,7 +12,7 @@ import fnn
 from benchmarks.jax_common import blocked, donated_updates, sgd_steps
 from benchmarks.jax_impl import cpu_grad_matmul_model, cpu_grad_model
 from fnn._cpu_grad import value_and_grad
-from benchmarks.workloads import Runner
+from benchmarks.workloads import REFIT_TASKS, Runner, refit_loop
 
 
 BF16 = "params=float32,compute=bfloat16,output=float32"
@@ -143,37 +143,32 @@ def fits_digits(data, config) -> Runner:
 
 
 def _refits(data, config, fresh: bool) -> Runner:
-    """``config['fits']`` fits of the digits MLP and as many of the quadrant net; ``fresh``:
-    each with a newly built net, objective and optimizer and its own learning rate (a
-    learning-rate loop), else the same objects and one learning rate throughout."""
+    """fnn's side of the ``refit`` row (``workloads.refit_loop``): a fit is ``fnn.fit`` of
+    ``fnn.supervised(net)`` (the quadrant net's with ``l2``) and ``fnn.optim.sgd(lr)`` from
+    the same initial params each time, the data on the device; ``fresh`` builds the net (a new
+    ``fnn.serial``), objective and optimizer for every fit."""
     from experiments import quadrant as q
 
     digits, quad = config["digits"], config["quadrant"]
-    dx, dy = jnp.asarray(data["digits_x"]), jnp.asarray(data["digits_y"])
-    qx, qy = jnp.asarray(data["quadrant_x"]), jnp.asarray(data["quadrant_y"])
-    lrs = np.geomspace(*digits["learning_rates"], config["fits"])
-    digits_net = lambda: fnn.serial(fnn.Dense(digits["hidden"]), fnn.relu, fnn.Dense(10))
-    quad_net = lambda: q.network(quad["hidden"])
-    p_digits = digits_net().init(jax.random.key(0), (dx.shape[1],))[0]
-    p_quad = quad_net().init(jax.random.key(0), (2,))[0]
-    quad_objective = lambda net: fnn.supervised(net, l2=quad["l2"], accuracy=False)
-    shared = (fnn.supervised(digits_net()), fnn.optim.sgd(0.1),
-              quad_objective(quad_net()), fnn.optim.sgd(quad["learning_rate"]))
+    xy = {task: (jnp.asarray(data[f"{task}_x"]), jnp.asarray(data[f"{task}_y"]))
+          for task in REFIT_TASKS}
+    nets = {"digits": lambda: fnn.serial(fnn.Dense(digits["hidden"]), fnn.relu, fnn.Dense(10)),
+            "quadrant": lambda: q.network(quad["hidden"])}
+    params = {task: nets[task]().init(jax.random.key(0), xy[task][0].shape[1:])[0]
+              for task in REFIT_TASKS}
+    penalty = {"digits": {}, "quadrant": {"l2": quad["l2"], "accuracy": False}}
+    options = {"digits": {"epochs": digits["epochs"], "batch_size": digits["batch_size"]},
+               "quadrant": {"epochs": quad["steps"]}}
 
-    def run():
-        out = []
-        for lr in lrs:
-            o1, opt1, o2, opt2 = ((fnn.supervised(digits_net()), fnn.optim.sgd(float(lr)),
-                                   quad_objective(quad_net()),
-                                   fnn.optim.sgd(float(lr) * quad["learning_rate"]))
-                                  if fresh else shared)
-            out.append(fnn.fit(o1, p_digits, opt1, (dx, dy), epochs=digits["epochs"],
-                               batch_size=digits["batch_size"], progress=False).params)
-            out.append(fnn.fit(o2, p_quad, opt2, (qx, qy), epochs=quad["steps"],
-                               progress=False).params)
-        return out
+    def build(task, lr):
+        return fnn.supervised(nets[task](), **penalty[task]), fnn.optim.sgd(lr)
 
-    return Runner(blocked(run), 2 * config["fits"])
+    def fit(task, objects):
+        objective, opt = objects
+        return fnn.fit(objective, params[task], opt, xy[task], progress=False,
+                       **options[task]).params
+
+    return Runner(blocked(refit_loop(build, fit, config, fresh)), 2 * config["fits"])
 
 
 def refit_shared(data, config) -> Runner:

@@ -7,6 +7,7 @@ and the same sizes. An implementation ``"lib"`` of workload ``w`` is the functio
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -19,19 +20,65 @@ class Runner(NamedTuple):
     work: float
 
 
-def shuffled_epochs(train, data, batch_size: int) -> Runner:
-    """The peers' epoch: per call a NumPy permutation of the host arrays, then
-    ``train(batches)`` over its contiguous minibatches (the last partial one dropped)."""
-    x, y = data["x"], data["y"]
+def shuffled_batches(x, y, batch_size: int, epochs: int, rng: np.random.Generator):
+    """The peers' minibatches: for each of ``epochs`` epochs a NumPy permutation of the host
+    arrays ``x, y``, cut into contiguous ``batch_size`` minibatches (the last partial one
+    dropped, as ``fnn.fit`` drops it)."""
     n = len(x) // batch_size * batch_size
-    rng = np.random.default_rng(0)
-
-    def run():
+    for _ in range(epochs):
         perm = rng.permutation(len(x))
         xs, ys = x[perm], y[perm]
-        return train((xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size))
+        yield from ((xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size))
 
-    return Runner(run, n)
+
+def shuffled_epochs(train, data, batch_size: int) -> Runner:
+    """The peers' epoch: per call ``train(batches)`` over one epoch of ``shuffled_batches``."""
+    x, y = data["x"], data["y"]
+    rng = np.random.default_rng(0)
+    return Runner(lambda: train(shuffled_batches(x, y, batch_size, 1, rng)),
+                  len(x) // batch_size * batch_size)
+
+
+REFIT_TASKS = ("digits", "quadrant")
+
+
+def refit_loop(build, fit, config, fresh: bool) -> Callable[[], list]:
+    """The ``refit`` row's loop, the same for every library: ``run()`` makes
+    ``config['fits']`` fits of each task of ``REFIT_TASKS`` (a digits fit, then a quadrant
+    fit, per learning rate) and returns the ``2 * fits`` trained parameter sets.
+
+    ``build(task, lr)`` makes a task's net, objective and optimizer (whatever the library
+    calls them) with learning rate ``lr``; ``fit(task, objects)`` trains them on the task's
+    data and returns the trained parameters. ``fresh``: every fit builds its objects anew,
+    with its own learning rate (digits: ``geomspace(*learning_rates, fits)``; quadrant: that
+    times the quadrant config's rate), as a learning-rate loop does; else the objects are
+    built once, before ``run`` (digits 0.1, quadrant its config's rate), and shared by all
+    fits."""
+    quad_lr = config["quadrant"]["learning_rate"]
+    lrs = [float(lr) for lr in np.geomspace(*config["digits"]["learning_rates"], config["fits"])]
+    shared = {"digits": build("digits", 0.1), "quadrant": build("quadrant", quad_lr)}
+
+    def run():
+        out = []
+        for lr in lrs:
+            for task, task_lr in zip(REFIT_TASKS, (lr, lr * quad_lr)):
+                out.append(fit(task, build(task, task_lr) if fresh else shared[task]))
+        return out
+
+    return run
+
+
+def refit_batches(data, config, asarray) -> dict:
+    """The peers' data for one ``refit`` fit, by task: ``digits`` ``epochs`` shuffled epochs of
+    ``batch_size`` minibatches (``shuffled_batches``, host arrays), ``quadrant`` the whole
+    batch (``asarray``: on the device) ``steps`` times. Each value is a function returning a
+    fresh iterator; fnn's ``fit`` takes the same number of steps."""
+    digits, quad = config["digits"], config["quadrant"]
+    rng = np.random.default_rng(0)
+    whole = (asarray(data["quadrant_x"]), asarray(data["quadrant_y"]))
+    return {"digits": lambda: shuffled_batches(data["digits_x"], data["digits_y"],
+                                               digits["batch_size"], digits["epochs"], rng),
+            "quadrant": lambda: itertools.repeat(whole, quad["steps"])}
 
 
 PEERS = ("flax", "equinox", "haiku", "torch")
@@ -157,13 +204,15 @@ WORKLOADS = {
         {"fnn sweep": "fnn_impl.sweep_digits", "fnn fits": "fnn_impl.fits_digits"},
         baseline="fnn fits", peers=()),
     # What a learning-rate loop pays per fit for building its net, objective and optimizer
-    # afresh ("fnn refit", each its own learning rate) over sharing them ("fnn shared"):
-    # (1/rate_refit - 1/rate_shared) is the overhead per refit.
+    # afresh ("<lib> refit", each its own learning rate) over sharing them ("<lib> shared"):
+    # (1/rate_refit - 1/rate_shared) is the overhead per refit; for fnn and for the peers'
+    # idiomatic loops (Equinox, Flax NNX), in the same run (refit_loop).
     "refit": Workload(
         "fits/s", "10 fits of the 64-64-10 digits MLP (5 epochs, batch 32) and 10 of the "
-        "quadrant net (1000 steps), freshly built objects with their own learning rate vs "
-        "shared objects", REFIT,
-        {"fnn shared": "fnn_impl.refit_shared", "fnn refit": "fnn_impl.refit_fresh"},
+        "2-50-4 quadrant net (1000 full-batch steps, L2), SGD: freshly built objects with their "
+        "own learning rate vs shared objects", REFIT,
+        {f"{lib} {kind}": f"{lib}_impl.refit_{'fresh' if kind == 'refit' else kind}"
+         for lib in ("fnn", "equinox", "flax") for kind in ("shared", "refit")},
         baseline="fnn shared", peers=()),
     # The XLA:CPU workaround for jax-ml/jax#12868 (fnn/_cpu_grad.py): the same training scan
     # with jax.value_and_grad ("jax") and with fnn's rewritten gradient ("fnn"). When the two
