@@ -77,9 +77,9 @@ def run(step: Callable, ts: TrainState, data, key: jax.Array, *, epochs: int,
     Returns a :class:`RunResult` ``(ts, metrics, guard)``.
     """
     loop = _loop(step, ts, data, key, epochs=epochs, batch_size=batch_size, guard=guard,
-                    per_step=per_step, objective=objective, val_data=val_data,
-                    val_batch_size=val_batch_size, shuffle_blocks=shuffle_blocks,
-                    parallel=parallel, unroll=unroll)
+                 per_step=per_step, objective=objective, val_data=val_data,
+                 val_batch_size=val_batch_size, shuffle_blocks=shuffle_blocks,
+                 parallel=parallel, unroll=unroll)
     data = jax.tree.map(jnp.asarray, data)
     val_data = None if val_data is None else jax.tree.map(jnp.asarray, val_data)
     (ts, g), metrics = run_epochs(loop, (ts, initial_guard(loop)), data, val_data,
@@ -88,7 +88,7 @@ def run(step: Callable, ts: TrainState, data, key: jax.Array, *, epochs: int,
 
 
 def _loop(step, ts, data, key, *, epochs, batch_size, guard, per_step, objective, val_data,
-             val_batch_size, shuffle_blocks, parallel, unroll) -> EpochLoop:
+          val_batch_size, shuffle_blocks, parallel, unroll) -> EpochLoop:
     """:func:`run`'s arguments checked (a ``TypeError``/``ValueError`` naming ``run``, the
     argument, what was expected and what was given) and made into its :class:`EpochLoop`."""
     v.function("run", "step", step, STEP)
