@@ -230,17 +230,17 @@ def _sweep_runner(p: SweepProgram) -> Callable:
     With a precision ``policy`` every run trains as ``fit(..., precision=policy)`` does (a
     loss-scaled one under the ``'skip'`` guard)."""
     data_parallel = p.placement.data_parallel()
-    evaluated = objective_value(p.objective, p.policy).cast
+    objective = objective_value(p.objective, p.policy)   # cast once, for steps and validation
     guard = None if p.policy is None or p.policy.loss_scaling is None else "skip"
 
     def one_run(seed, hp, params0, model_state, data, val_data):
         key = jax.random.key(seed)
         optimizer = p.make_optimizer(**{k: hp[k].astype(dt) for k, dt in p.hp_dtypes})
-        step = checked_step(p.objective, optimizer, precision=p.policy, **dict(p.grad_options))
+        step = checked_step(objective, optimizer, precision=p.policy, **dict(p.grad_options))
         ts = TrainState.create(params0 if p.init is None else p.init(key), optimizer,
                                model_state, precision=p.policy)
         out = run(step, ts, data, key, epochs=p.epochs, batch_size=p.batch_size, guard=guard,
-                  objective=evaluated, val_data=val_data, val_batch_size=p.val_batch_size,
+                  objective=objective.cast, val_data=val_data, val_batch_size=p.val_batch_size,
                   shuffle_blocks=p.shuffle_blocks, parallel=data_parallel)
         return out.ts, out.metrics
 
