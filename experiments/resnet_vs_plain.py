@@ -17,7 +17,7 @@ from fnn.data import load_digits
 DESCRIPTION = "20-layer ResNet vs plain CNN: gradient norms per layer at init, digits accuracy"
 CONFIG = {"blocks_per_stage": 3, "widths": [16, 32, 64], "learning_rate": 1e-3, "epochs": 15,
           "batch_size": 64, "seed": 0, "grad_batch": 256}
-QUICK = {"blocks_per_stage": 1, "widths": [4, 8, 8], "epochs": 1, "grad_batch": 64}
+QUICK = {"blocks_per_stage": 1, "widths": [4, 8], "epochs": 1, "grad_batch": 32}
 
 
 def conv_paths(layer, prefix=()):

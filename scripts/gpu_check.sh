@@ -6,10 +6,11 @@
 #
 #   scripts/gpu_check.sh                                  # on the GPU machine
 #   JAX_PLATFORMS=cpu scripts/gpu_check.sh --dry-run      # the same steps, small, on a CPU
-#   JAX_PLATFORMS=cpu scripts/gpu_check.sh --smoke        # the dry run, its bench step one row
+#   JAX_PLATFORMS=cpu scripts/gpu_check.sh --smoke        # the dry run cut down: seconds
 #
-# --smoke is what tests/test_bench.py runs: the dry run with the bench step cut to fnn's
-# quadrant row (the test runs every implementation of quadrant and mlp in process instead).
+# --smoke is what tests/test_bench.py runs: the dry run with its test step cut to the policy
+# tests that compile nothing and its bench step cut to fnn's quadrant row (the test runs every
+# implementation of quadrant and mlp in process instead).
 #
 # Not run on a GPU: the bit-identity fixtures (recorded on XLA:CPU), the XLA:CPU rewrite's HLO
 # checks, the multi-process test (Gloo is CPU's) and the 4-device sharding tests.
@@ -21,7 +22,10 @@ mkdir -p "$OUT"
 if [ "${1:-}" = "--dry-run" ] || [ "${1:-}" = "--smoke" ]; then
   TESTS=(tests/test_precision.py -k "policy or island or gradcheck")
   BENCH=(quadrant mlp --rounds 1 --repeats 1)
-  if [ "$1" = "--smoke" ]; then BENCH=(quadrant --impls fnn --rounds 1 --repeats 1); fi
+  if [ "$1" = "--smoke" ]; then
+    TESTS=(tests/test_precision.py -k "policy_strings or bad_policies")
+    BENCH=(quadrant --impls fnn --rounds 1 --repeats 1)
+  fi
 else
   "$PY" -m pip install --quiet --no-deps -e .
   TESTS=(tests/test_train.py tests/test_stream.py tests/test_precision.py tests/test_norm.py

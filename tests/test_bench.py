@@ -192,9 +192,10 @@ def test_the_gpu_check_scripts_bench_steps_name_existing_workloads(bench):
 @pytest.mark.slow
 def test_the_gpu_check_script_smoke_runs_on_the_cpu(tmp_path):
     """scripts/gpu_check.sh, prepared for a GPU machine, runs its steps small on the CPU
-    (``--smoke``: the dry run's test step, its bench step on fnn's quadrant row; every
-    implementation of the dry run's workloads is run in
-    test_every_implementation_of_the_gpu_checks_dry_run_workloads_runs)."""
+    (``--smoke``: the dry run's test step on its policy tests that compile nothing, its bench
+    step on fnn's quadrant row; every implementation of the dry run's workloads is run in
+    test_every_implementation_of_the_gpu_checks_dry_run_workloads_runs, the dry run's other
+    tests in tests/test_precision.py)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "OUT": str(tmp_path), "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(GPU_CHECK), "--smoke"], capture_output=True, text=True,
                           env=env, timeout=600)
