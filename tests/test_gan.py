@@ -192,7 +192,8 @@ def test_fit_trains_the_gan_step_as_fit_gan_does_with_a_hook_reading_the_state()
 
 def test_the_gan_through_fit_resumes_bit_identically(tmp_path):
     gan, trees, data = _points_gan()
-    step = gan_step(gan, fnn.optim.adam(2e-3), fnn.optim.sgd(0.05, momentum=0.9))
+    opt = fnn.optim.adam(2e-3, b1=0.5)      # the step of the test above: its program, reused
+    step = gan_step(gan, opt, opt)
     args = dict(batch_size=16, seed=2, progress=False)
     whole = fnn.fit(step, trees, None, data, epochs=4, **args)
     fnn.fit(step, trees, None, data, epochs=2, checkpoint_dir=tmp_path, **args)

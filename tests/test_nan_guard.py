@@ -10,6 +10,12 @@ import fnn
 from fnn import checkpoint
 
 
+# The minibatch runs (batch 8) of all tests train with one optimizer, so each guard's program
+# (off, 'raise', 'skip') is compiled once for the file; momentum gives an opt state that must
+# stay finite too.
+SGD = fnn.optim.sgd(0.1, momentum=0.9)
+
+
 def problem(n=40, poison=None):
     rng = np.random.RandomState(0)
     y = rng.randint(0, 2, n).astype(np.int32)
@@ -36,7 +42,7 @@ def finite(tree):
 def test_raise_names_the_step_and_leaf_and_keeps_the_params_from_before_it(tmp_path,
                                                                          epochs_per_call):
     net, params, (x, y) = problem(poison=13)
-    objective, opt = fnn.supervised(net), fnn.optim.sgd(0.1)
+    objective, opt = fnn.supervised(net), SGD
     order = batches(40, 8, seed=0, epoch=0)
     bad = int(np.argmax([13 in b for b in order]))        # the minibatch holding the inf
     with pytest.raises(FloatingPointError,
@@ -97,7 +103,7 @@ def test_a_non_finite_loss_is_named_as_such():
 
 def test_skip_leaves_bad_steps_out_and_counts_them():
     net, params, (x, y) = problem(poison=13)
-    objective, opt = fnn.supervised(net), fnn.optim.sgd(0.1, momentum=0.9)
+    objective, opt = fnn.supervised(net), SGD
     result = fnn.fit(objective, params, opt, (x, y), epochs=4, batch_size=8, progress=False,
                      on_nonfinite="skip")
     assert result.history["skipped"].tolist() == [1, 1, 1, 1]  # one poisoned batch per epoch
@@ -128,8 +134,8 @@ def test_without_the_guard_nan_flows_through_and_check_finite_inputs_catches_it_
     net, params, (x, y) = problem(poison=13)
     with pytest.warns(RuntimeWarning, match=r"fit: the loss became non-finite \(NaN or inf\) in "
                                             r"epoch 1.*Pass on_nonfinite='raise'"):
-        result = fnn.fit(fnn.supervised(net), params, fnn.optim.sgd(0.1), (x, y), epochs=2,
-                         batch_size=8, progress=False)
+        result = fnn.fit(fnn.supervised(net), params, SGD, (x, y), epochs=2, batch_size=8,
+                         progress=False)
     assert not finite(result.params)
     with pytest.raises(ValueError, match=r"fit: data\[0\] holds 1 non-finite value\(s\) \(NaN or "
                                          r"inf\), the first at index \(13, 1\)"):
@@ -139,7 +145,7 @@ def test_without_the_guard_nan_flows_through_and_check_finite_inputs_catches_it_
 
 def test_the_guard_does_not_change_finite_results():
     net, params, data = problem()
-    runs = [fnn.fit(fnn.supervised(net), params, fnn.optim.adam(0.05), data, epochs=5,
+    runs = [fnn.fit(fnn.supervised(net), params, SGD, data, epochs=5,
                     batch_size=8, progress=False, on_nonfinite=mode)
             for mode in (None, "raise", "skip")]
     for run in runs[1:]:

@@ -25,8 +25,11 @@ def leaf_rel(a, b) -> float:
                for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("make_optimizer", [fnn.optim.sgd, fnn.optim.adam], ids=["sgd", "adam"])
-@pytest.mark.parametrize("batch_size", [None, 8], ids=["full_batch", "minibatch"])
+# full batch with sgd and minibatches with adam: each batching path and each optimizer once
+# (minibatch sgd: test_sweep_validation_history_and_cache and the dropout test below)
+@pytest.mark.parametrize("make_optimizer, batch_size", [(fnn.optim.sgd, None),
+                                                        (fnn.optim.adam, 8)],
+                         ids=["full_batch-sgd", "minibatch-adam"])
 def test_sweep_equals_separate_fits(make_optimizer, batch_size):
     res = sweep(OBJECTIVE, init, make_optimizer, (X, Y), seeds=SEEDS,
                 hparams={"learning_rate": LRS}, epochs=6, batch_size=batch_size)

@@ -38,10 +38,15 @@ def test_full_batch_fit_equals_a_hand_written_loop():
         l2 = sum(jnp.sum(layer["w"] ** 2) for layer in p.values())
         return fnn.losses.softmax_cross_entropy(logits, y) + 0.5e-3 * l2
 
+    @jax.jit                           # one program for the step, not op-by-op dispatch
+    def step(p):
+        return (fnn.losses.softmax_cross_entropy(net(p, x), y),
+                jax.tree.map(lambda w, g: w - 0.1 * g, p, jax.grad(loss)(p)))
+
     p, losses = params, []
     for _ in range(25):
-        losses.append(float(fnn.losses.softmax_cross_entropy(net(p, x), y)))
-        p = jax.tree.map(lambda w, g: w - 0.1 * g, p, jax.grad(loss)(p))
+        before, p = step(p)
+        losses.append(float(before))
     np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(result.params), jax.tree.leaves(p)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
