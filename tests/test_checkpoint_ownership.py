@@ -1,7 +1,9 @@
 """Issue #22 items 2-4 and 6: a run owns its checkpoint directory, which is checked writable
 before training; a failed save never loses the trained result; a Ctrl-C in a streamed epoch
 saves the newest consistent state; a resume keeps the shuffle layout on any device count."""
+import os
 import shutil
+import signal
 import warnings
 
 import jax
@@ -95,14 +97,23 @@ class Batches:
     def __iter__(self):
         for item in self.items:
             if self.served == self.interrupt_at:
-                import os
-                import signal
                 os.kill(os.getpid(), signal.SIGINT)
             self.served += 1
             yield item
 
 
-def test_item4_ctrl_c_in_a_streamed_epoch_saves_the_last_complete_epoch(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in an interactive Python: a process started in the
+    background by a shell without job control (``make test &`` in a script) inherits SIGINT
+    ignored, and Python then keeps it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_item4_ctrl_c_in_a_streamed_epoch_saves_the_last_complete_epoch(tmp_path,
+                                                                         ctrl_c_raises):
     x, y = DATA
     common = dict(epochs=5, stream_chunk=2, progress=False, checkpoint_dir=tmp_path,
                   batch_size=None)
