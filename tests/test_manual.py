@@ -49,9 +49,8 @@ def test_activation_backward_equals_vjp(name, kw):
     x = 1.5 * rng.standard_normal((4, 6))
     x[np.abs(x) < 1e-3] = 0.5          # the kinks of step/relu/leaky_relu are not sampled
     dout = rng.standard_normal((4, 6))
-    f = A.get(name, **kw)
-    y, (dx,) = jax.jit(lambda x, d: (f(x), jax.vjp(f, x)[1](d)))(jnp.asarray(x),
-                                                                 jnp.asarray(dout))
+    y, vjp = jax.vjp(A.get(name, **kw), jnp.asarray(x))
+    (dx,) = vjp(jnp.asarray(dout))
     fwd, bwd = manual.ACTIVATIONS[name]
     np.testing.assert_allclose(fwd(x, **kw), np.asarray(y), rtol=1e-13, atol=1e-15)
     assert bwd(dout, x, **kw).shape == x.shape
@@ -104,8 +103,7 @@ def test_affine_backward_equals_jax(shape):
     out, cache = manual.affine_forward(x, w, b)
     np.testing.assert_allclose(out, x.reshape(shape[0], -1) @ w + b, rtol=1e-14)
     f = lambda x, w, b: jnp.sum(jnp.asarray(dout) * (x.reshape(x.shape[0], -1) @ w + b[None]))
-    expected = jax.jit(jax.grad(f, argnums=(0, 1, 2)))(jnp.asarray(x), jnp.asarray(w),
-                                                       jnp.asarray(b))
+    expected = jax.grad(f, argnums=(0, 1, 2))(jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
     dx, dw, db = manual.affine_backward(dout, cache)
     assert (dx.shape, dw.shape, db.shape) == (x.shape, w.shape, b.shape)
     assert tree_max_rel_diff(to_np(expected), (dx, dw, db)) < TOL
@@ -155,8 +153,7 @@ def test_softmax_cross_entropy_equals_jax():
     rng = np.random.default_rng(5)
     logits, labels = 3 * rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
     loss, dlogits = manual.softmax_cross_entropy(logits, labels)
-    value, grad = jax.jit(jax.value_and_grad(L.softmax_cross_entropy))(jnp.asarray(logits),
-                                                                       jnp.asarray(labels))
+    value, grad = jax.value_and_grad(L.softmax_cross_entropy)(jnp.asarray(logits), jnp.asarray(labels))
     assert loss == pytest.approx(float(value), rel=1e-13)
     assert tree_max_rel_diff(np.asarray(grad), dlogits) < TOL
     # the notes' dx = probs; dx[range(N), t] -= 1; dx /= N, written out
@@ -178,8 +175,7 @@ def test_regression_losses_equal_jax(name):
     if name == "binary_cross_entropy":
         target = rng.uniform(size=(5, 3))
     loss, dpred = manual.LOSSES[name](pred, target)
-    value, grad = jax.jit(jax.value_and_grad(getattr(L, name)))(jnp.asarray(pred),
-                                                                jnp.asarray(target))
+    value, grad = jax.value_and_grad(getattr(L, name))(jnp.asarray(pred), jnp.asarray(target))
     assert loss == pytest.approx(float(value), rel=1e-13)
     assert tree_max_rel_diff(np.asarray(grad), dpred) < TOL
 
@@ -275,7 +271,7 @@ def test_mlp_comparison_can_fail():
     net = make_net([4, 3], ("sigmoid", {}))
     params = random_params(net, (3,), rng)
     x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    grads = jax.jit(jax.grad(lambda p: L.mse(net(p, jnp.asarray(x)), jnp.asarray(y))))(params)
+    grads = jax.grad(lambda p: L.mse(net(p, jnp.asarray(x)), jnp.asarray(y)))(params)
     _, wrong = manual.mlp_backward(params, x, y, "tanh", "mse")
     assert tree_max_rel_diff(to_np(grads), wrong) > 1e-2
 
@@ -285,7 +281,7 @@ def test_mlp_without_bias():
     net = fnn.serial(fnn.Dense(4, use_bias=False), fnn.tanh, fnn.Dense(2, use_bias=False))
     params = random_params(net, (3,), rng)
     x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
-    grads = jax.jit(jax.grad(lambda p: L.mse(net(p, jnp.asarray(x)), jnp.asarray(y))))(params)
+    grads = jax.grad(lambda p: L.mse(net(p, jnp.asarray(x)), jnp.asarray(y)))(params)
     _, m_grads = manual.mlp_backward(params, x, y, "tanh", "mse")
     assert tree_max_rel_diff(to_np(grads), m_grads) < TOL
 
@@ -340,6 +336,5 @@ def test_seed_002_worked_example():
 
     # and jax.grad of the same fnn network agrees
     net = fnn.serial(fnn.Dense(2), fnn.sigmoid, fnn.Dense(2), fnn.sigmoid)
-    jgrads = jax.jit(jax.grad(lambda p: L.sum_of_halves(net(p, jnp.asarray(x)),
-                                                        jnp.asarray(t))))(params)
+    jgrads = jax.grad(lambda p: L.sum_of_halves(net(p, jnp.asarray(x)), jnp.asarray(t)))(params)
     assert tree_max_rel_diff(to_np(jgrads), grads) < TOL
