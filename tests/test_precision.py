@@ -178,7 +178,8 @@ def test_cast_objective_computes_in_bfloat16_and_returns_float32():
     seen.clear()
     objective = fnn.precision.cast_objective(fnn.supervised(net), BF16)
     assert objective.net is net and callable(objective.check_data)
-    (loss, (_, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(
+    (loss, (_, metrics)), grads = jax.jit(jax.value_and_grad(objective, has_aux=True),
+                                          static_argnums=4)(
         params, {}, (jnp.ones((3, 4)), jnp.arange(3)), None, True)
     assert seen == [jnp.bfloat16]
     assert loss.dtype == jnp.float32 and dtypes(metrics) == [jnp.float32] * 2
@@ -196,7 +197,7 @@ def test_gradcheck_runs_in_float64_whatever_the_policy(x64):
     report = fnn.gradcheck(loss, params, x, y)
     assert {d.name for d in seen} == {"float64"} and max(report.values()) < 1e-6
     seen.clear()
-    grads = jax.grad(loss)(params, x, y)        # outside gradcheck the policy holds
+    grads = jax.jit(jax.grad(loss))(params, x, y)   # outside gradcheck the policy holds
     assert seen == [jnp.bfloat16] and dtypes(grads) == [jnp.float32] * 4
 
 
