@@ -135,3 +135,9 @@ def test_the_sweep_function_does_not_shadow_its_module():
     sweeps = importlib.import_module("fnn.sweeps")
     assert callable(fnn.sweep) and fnn.sweep is sweeps.sweep
     assert fnn.sweeps is sweeps          # the module is reachable under its own name
+
+
+def test_an_unknown_name_of_fnn_models_is_an_attribute_error_naming_it():
+    import fnn.models
+    with pytest.raises(AttributeError, match="module 'fnn.models' has no attribute 'nope'"):
+        fnn.models.nope

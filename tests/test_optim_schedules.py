@@ -73,3 +73,9 @@ def test_inverse_time_decay_as_learning_rate(x64):
     for t in range(5):
         updates, state = optimizer.update(grad, state, params)
         np.testing.assert_allclose(updates, -0.1 / (1 + 0.5 * t) * grad, rtol=1e-15)
+
+
+def test_warmup_cosine_decay_refuses_a_decay_inside_the_warm_up():
+    with pytest.raises(ValueError, match=r"warmup_cosine_decay_schedule: decay_steps must be > "
+                                         r"warmup_steps .* got decay_steps=10, warmup_steps=10"):
+        fo.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=10, decay_steps=10)

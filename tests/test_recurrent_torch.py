@@ -169,3 +169,7 @@ def test_rnn_from_torch_errors():
                                 "weight_hh_l2": np.zeros((8, 2))})
     with pytest.raises(ValueError, match=r"expected bias_ih_l0 of shape \(8,\)"):
         rnn_from_torch("LSTM", {**w, "bias_ih_l0": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"weight_hh_l0 must be \(8, 2\) for hidden=2, got \(8, 3\)"):
+        rnn_from_torch("LSTM", {**w, "weight_hh_l0": np.zeros((8, 3))})
+    with pytest.raises(ValueError, match="no tensors given"):
+        rnn_from_torch("LSTM", {})
