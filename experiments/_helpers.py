@@ -1,9 +1,8 @@
-"""Small helpers the experiments share: stacking pytrees and inits, counting parameters,
-accuracy, JSON-safe lists, a random split."""
+"""Small helpers the experiments share: stacking pytrees and inits, JSON-safe lists, a random
+split."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -19,15 +18,6 @@ def stack_init(net, keys, input_shape):
     while the eager random ops are compiled once per shape and reused.
     """
     return stack([net.init(k, input_shape) for k in keys])
-
-
-def n_params(params) -> int:
-    return int(sum(np.size(a) for a in jax.tree.leaves(params)))
-
-
-def accuracy(net, params, x, y) -> float:
-    logits = net(params, jnp.asarray(x))
-    return float(np.mean(np.asarray(logits).argmax(axis=-1) == np.asarray(y)))
 
 
 def finite_or_none(values) -> list:
