@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import experiments
+import fnn
 from fnn.app import claims
 from experiments import _helpers, _lr_curves, depth_vs_width, learning_rate, regularization
 
@@ -246,3 +247,20 @@ def test_playground(quick_run):
     assert t["circle"]["0"]["test_accuracy"] < 0.75 and t["xor"]["0"]["test_accuracy"] < 0.75
     assert t["gaussian"]["0"]["test_accuracy"] >= 0.95
     assert t["circle"]["2"]["test_accuracy"] >= 0.9 and t["moons"]["2"]["test_accuracy"] >= 0.9
+
+
+def test_claims_of_lists_the_main_claim_then_the_other_distinct_ones():
+    main, other = {"en": "A"}, {"en": "B"}
+    results = {"claim": main, "claims": {"main": main, "other": other, "note": "text"}}
+    assert claims.claims_of(results) == [main, other]
+    assert claims.claims_of({"claim": "plain text"}) == [{"en": "plain text"}]
+
+
+def test_the_trainer_refuses_data_of_another_size():
+    from experiments._training import trainer
+    net = fnn.serial(fnn.Dense(2))
+    params, state = net.init(jax.random.key(0), (3,))
+    train = trainer(fnn.supervised(net), fnn.optim.sgd, n=10, batch_size=None, epochs=1)
+    data = (np.zeros((8, 3), np.float32), np.zeros(8, np.int32))
+    with pytest.raises(ValueError, match="trainer: made for n=10 examples, the data have 8"):
+        train(params, state, data, 0.1, jax.random.key(1))

@@ -243,3 +243,15 @@ def test_the_moved_names_say_where_they_went():
     with pytest.raises(AttributeError, match="fnn.train.fit_gan"):
         fnn.models.fit_gan
     assert not hasattr(fnn.models, "GANRun") and hasattr(fnn.train, "GANRun")
+
+
+def test_the_network_is_the_discriminator_of_the_generator():
+    gan = _gan()
+    trees, state = gan.init(jax.random.key(0), (8,))
+    z = jax.random.normal(jax.random.key(1), (5, 4))
+    logits, _ = gan.network.apply(trees, state, z)
+    part = lambda name: state.get(name, {})     # stateless children keep no state
+    fake, _ = gan.generator.apply(trees["generator"], part("generator"), z)
+    expect, _ = gan.discriminator.apply(trees["discriminator"], part("discriminator"), fake)
+    assert logits.shape == (5, 1)
+    np.testing.assert_allclose(logits, expect, rtol=1e-6)

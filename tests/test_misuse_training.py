@@ -203,3 +203,11 @@ def test_item7_a_finite_divergence_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fnn.DivergenceWarning)   # switched off
         fit((x, y), epochs=2, batch_size=20, optimizer=fnn.optim.sgd(1e6))
+
+
+def test_the_early_stopper_names_a_monitor_missing_from_a_row_and_an_unstopped_run_resumes():
+    from fnn.train.early_stopping import EarlyStopper
+    stopper = EarlyStopper(fnn.EarlyStopping(monitor="val_loss", patience=2))
+    with pytest.raises(ValueError, match=r"no metric 'val_loss'.*this fit reports \['loss'\]"):
+        stopper.update({"loss": 1.0}, None, 0)
+    assert stopper.resumed() is None          # never stopped: a resume trains on, silently
