@@ -15,7 +15,8 @@ import numpy as np
 import optax
 
 from benchmarks.jax_common import blocked
-from benchmarks.workloads import REFIT, Runner, refit_batches, refit_loop, shuffled_epochs
+from benchmarks.workloads import (REFIT, Runner, refit_batches, refit_loop, refit_sizes,
+                                  shuffled_epochs)
 
 
 def _xent(logits, y):
@@ -173,9 +174,7 @@ def _refits(data, config, fresh: bool) -> Runner:
     argument of the step, so ``fresh`` compiles the step for every fit. (The MNIST tutorial's
     step, defined inside its ``train`` function, would compile for every fit even with shared
     objects.)"""
-    digits, quad = config["digits"], config["quadrant"]
-    sizes = {"digits": (data["digits_x"].shape[1], digits["hidden"], 10),
-             "quadrant": (2, quad["hidden"], 4)}
+    sizes = refit_sizes(data, config)
     losses = {"digits": _digits_loss, "quadrant": _quadrant_loss}
     batches = refit_batches(data, config, jnp.asarray)
 

@@ -15,7 +15,8 @@ import optax
 from flax import nnx
 
 from benchmarks.jax_common import blocked
-from benchmarks.workloads import REFIT, Runner, refit_batches, refit_loop, shuffled_epochs
+from benchmarks.workloads import (REFIT, Runner, refit_batches, refit_loop, refit_sizes,
+                                  shuffled_epochs)
 
 
 def _xent(logits, y):
@@ -171,9 +172,7 @@ def _refits(data, config, fresh: bool) -> Runner:
     ``nnx.Linear`` layers (``nnx.Rngs(0)``: the same initial weights each time) and
     ``nnx.Optimizer(model, optax.sgd(lr), wrt=nnx.Param)``. A fresh optimizer's optax
     transformation is a new static attribute, so ``fresh`` compiles the step for every fit."""
-    digits, quad = config["digits"], config["quadrant"]
-    sizes = {"digits": (data["digits_x"].shape[1], digits["hidden"], 10),
-             "quadrant": (2, quad["hidden"], 4)}
+    sizes = refit_sizes(data, config)
     losses = {"digits": _digits_loss, "quadrant": _quadrant_loss}
     batches = refit_batches(data, config, jnp.asarray)
 

@@ -68,6 +68,14 @@ def refit_loop(build, fit, config, fresh: bool) -> Callable[[], list]:
     return run
 
 
+def refit_sizes(data, config) -> dict:
+    """``{task: (inputs, hidden, outputs)}`` of the refit row's two MLPs (the digits net, the
+    quadrant net), as every library's ``build`` makes them."""
+    digits, quad = config["digits"], config["quadrant"]
+    return {"digits": (data["digits_x"].shape[1], digits["hidden"], 10),
+            "quadrant": (2, quad["hidden"], 4)}
+
+
 def refit_batches(data, config, asarray) -> dict:
     """The peers' data for one ``refit`` fit, by task: ``digits`` ``epochs`` shuffled epochs of
     ``batch_size`` minibatches (``shuffled_batches``, host arrays), ``quadrant`` the whole
