@@ -30,6 +30,29 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+# The suite's cache settings, restored after every test: a test that switches the cache off in
+# this process (``cli.main(["--no-compile-cache", ...])`` calls fnn.use_persistent_cache(enable=
+# False), as a CLI run should) would otherwise leave its xdist worker compiling without the
+# cache for the rest of the session, and what that worker compiles would never reach a later run.
+CACHE_SETTINGS = ("jax_enable_compilation_cache", "jax_compilation_cache_dir",
+                  "jax_persistent_cache_min_compile_time_secs",
+                  "jax_persistent_cache_min_entry_size_bytes")
+SUITE_CACHE = {name: getattr(jax.config, name) for name in CACHE_SETTINGS}
+
+
+def restore_suite_cache() -> None:
+    """Put the suite's persistent-cache settings back where a test changed them."""
+    for name, value in SUITE_CACHE.items():
+        if getattr(jax.config, name) != value:
+            jax.config.update(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _suite_compile_cache():
+    yield
+    restore_suite_cache()
+
+
 @pytest.fixture
 def x64():
     """Run the test body with 64-bit floats enabled (derivation checks run in float64)."""

@@ -18,10 +18,23 @@ def test_every_worker_has_four_cpu_devices_and_strict_promotion():
 
 
 def test_compiled_programs_go_to_the_suites_persistent_cache():
+    assert jax.config.jax_enable_compilation_cache
     assert jax.config.jax_compilation_cache_dir == str(conftest.CACHE_DIR)
     assert os.environ["FNN_CACHE_DIR"] == str(conftest.CACHE_DIR)
     jax.jit(lambda x: x * 3 + 1)(jnp.arange(7.0)).block_until_ready()
     assert conftest.CACHE_DIR.is_dir() and any(conftest.CACHE_DIR.iterdir())
+
+
+def test_a_test_that_switches_the_cache_off_does_not_leave_it_off(capsys):
+    """What tests/test_misuse_cli.py does (the CLI's --no-compile-cache, in this process)
+    switches the cache off for the process; the suite's autouse fixture switches it back, or
+    the rest of the worker's session would compile without it (warm runs compiling again)."""
+    from fnn.app import cli
+    assert cli.main(["--no-compile-cache", "info"]) == 0
+    assert not jax.config.jax_enable_compilation_cache
+    conftest.restore_suite_cache()
+    assert jax.config.jax_enable_compilation_cache
+    assert jax.config.jax_compilation_cache_dir == str(conftest.CACHE_DIR)
 
 
 @pytest.mark.xdist_group("processes")
