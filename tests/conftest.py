@@ -2,10 +2,12 @@
 before any test): four virtual CPU devices, silent dtype or rank promotion is an error, and
 compiled programs are kept in a persistent cache shared by the workers and by later runs.
 And the ``quick_run`` fixture: each experiment's quick run, once per session (per worker); tests
-that read the same run share a worker, the others spread over the workers."""
+that read the same run share a worker, the others spread over the workers. An xdist worker
+exits without the interpreter's teardown once its results are sent (``pytest_unconfigure``)."""
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -148,3 +150,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("reference comparisons")
         for comparison, tests in sorted(made.items()):
             terminalreporter.write_line(f"{comparison}: {len(tests)} tests ({', '.join(sorted(tests))})")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """An xdist worker ends here without the interpreter's teardown: its results (and
+    pytest-cov's data) went to the controller at the session's end, and freeing the ~3,000
+    compiled programs it holds would keep the whole run waiting ~6 s for it to exit."""
+    if hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
