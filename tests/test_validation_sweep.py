@@ -267,7 +267,7 @@ def test_a_bad_number_is_refused_at_the_call_or_valid(name, arg, label):
     use(name, result)      # accepted: it must then work (no error from inside JAX later)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)  # same draws every run
 @given(name=st.sampled_from(sorted(n for n in OPTIM if not n.endswith("schedule"))),
        value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
                        st.text(max_size=3), st.integers(-3, 3)))
