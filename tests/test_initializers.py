@@ -151,3 +151,55 @@ def test_scale_arguments_must_be_finite_positive_numbers(bad):
     with pytest.raises(ValueError, match=r"normal: stddev must be a finite number > 0"):
         I.normal(bad)
     assert I.normal(np.float32(0.5))(KEY, (3,)).shape == (3,)
+
+
+# shapes whose draws XLA compiles slowest as shaped draws (a small last axis), and others
+SHAPES = [(64, 10), (10, 64), (3, 3, 16, 8), (5, 5, 1, 6), (2, 3, 4), (1, 1)]
+JAX_COUNTERPARTS = {
+    "lecun_normal": jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+    "lecun_uniform": jax.nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
+    "glorot_normal": jax.nn.initializers.variance_scaling(1.0, "fan_avg", "normal"),
+    "glorot_uniform": jax.nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+    "he_normal": jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal"),
+    "he_uniform": jax.nn.initializers.variance_scaling(2.0, "fan_in", "uniform"),
+    "normal": jax.nn.initializers.normal(1.0), "small_random": jax.nn.initializers.normal(1e-3),
+    "uniform": jax.nn.initializers.uniform(1e-2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JAX_COUNTERPARTS))
+def test_the_numbers_are_jax_nn_initializers_bit_for_bit(name):
+    """fnn draws flat and reshapes (fnn.initializers.draw: one program per size); the numbers
+    are those of the jax.nn.initializers counterpart, for every shape and dtype, and the default
+    dtype is JAX's default float as there."""
+    ours, theirs = I.get(name), JAX_COUNTERPARTS[name]
+    for shape in SHAPES:
+        for dtype in (jnp.float32, jnp.bfloat16):
+            a, b = ours(KEY, shape, dtype), theirs(KEY, shape, dtype)
+            assert a.dtype == b.dtype == dtype and a.shape == shape
+            np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    np.testing.assert_array_equal(ours(KEY, (7, 3)), theirs(KEY, (7, 3)))
+    with jax.enable_x64(True):
+        a, b = ours(KEY, (7, 3)), theirs(KEY, (7, 3))
+        assert a.dtype == b.dtype == jnp.float64
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sample, args", [(jax.random.normal, ()),
+                                          (jax.random.uniform, (-2.0, 3.0))])
+def test_draw_gives_the_shaped_draws_numbers(sample, args):
+    for shape in SHAPES:
+        np.testing.assert_array_equal(I.draw(sample, KEY, shape, jnp.float32, *args),
+                                      sample(KEY, shape, jnp.float32, *args))
+
+
+def test_a_variance_scaled_weight_needs_two_axes_and_known_settings():
+    assert I.fans((3, 3, 16, 8)) == (144.0, 72.0)
+    with pytest.raises(ValueError, match=r"fans: a weight of shape \(5,\) has no fan_in"):
+        I.lecun_normal()(KEY, (5,))
+    with pytest.raises(ValueError, match="variance_scaling: mode must be one of 'fan_in'"):
+        I.variance_scaling(1.0, "fan_out", "normal")
+    with pytest.raises(ValueError, match="variance_scaling: distribution must be one of"):
+        I.variance_scaling(1.0, "fan_in", "truncated_normal")
+    with pytest.raises(ValueError, match="variance_scaling: scale must be"):
+        I.variance_scaling(0.0, "fan_in", "normal")

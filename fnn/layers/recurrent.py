@@ -60,7 +60,7 @@ __all__ = ["SimpleRNNCell", "LSTMCell", "GRUCell", "Recurrent", "Bidirectional",
 
 def _symmetric_uniform(bound: float):
     def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
+        return initializers.draw(jax.random.uniform, key, shape, dtype, -bound, bound)
     return init
 
 
