@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fnn.initializers import draw
 from fnn.validation import nonnegative_int, number, positive_int
 
 __all__ = ["EchoStateNetwork", "nrmse"]
@@ -98,10 +99,11 @@ class EchoStateNetwork:
         positive_int("EchoStateNetwork", "in_features", in_features)
         n = self.units
         k_in, k_w, k_mask, k_b = jax.random.split(key, 4)
-        w_in = jax.random.uniform(k_in, (in_features, n), jnp.float32, -self.input_scaling,
-                                  self.input_scaling)
-        values = np.asarray(jax.random.uniform(k_w, (n, n), jnp.float32, -1.0, 1.0), np.float64)
-        mask = np.asarray(jax.random.uniform(k_mask, (n, n), jnp.float32)) < self.connectivity
+        uniform = functools.partial(draw, jax.random.uniform)   # flat draws: cheap to compile
+        w_in = uniform(k_in, (in_features, n), jnp.float32, -self.input_scaling,
+                       self.input_scaling)
+        values = np.asarray(uniform(k_w, (n, n), jnp.float32, -1.0, 1.0), np.float64)
+        mask = np.asarray(uniform(k_mask, (n, n), jnp.float32)) < self.connectivity
         w = np.where(mask, values, 0.0)
         radius = float(np.max(np.abs(np.linalg.eigvals(w)))) if mask.any() else 0.0
         if not radius > 1e-8:
