@@ -1,6 +1,7 @@
 """Test-wide JAX settings, the same in every pytest-xdist worker (this module runs in each
-before any test): four virtual CPU devices, silent dtype or rank promotion is an error, and
-compiled programs are kept in a persistent cache shared by the workers and by later runs.
+before any test): four virtual CPU devices, silent dtype or rank promotion is an error,
+compiled programs are kept in a persistent cache shared by the workers and by later runs, and
+NumPy's BLAS runs one thread.
 And the ``quick_run`` fixture: each experiment's quick run, once per session (per worker); tests
 that read the same run share a worker, the others spread over the workers. An xdist worker
 exits without the interpreter's teardown once its results are sent (``pytest_unconfigure``)."""
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import jax
 import pytest
+import threadpoolctl
 
 # XLA's compiled programs, on disk: a warm run of the suite loads what an earlier run (or the
 # other xdist worker) compiled instead of compiling it again. A loaded program is the same
@@ -30,6 +32,11 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# One BLAS thread per process: the xdist workers already fill the cores, and NumPy's OpenBLAS
+# threads waiting on a busy core made a LAPACK call ~10x slower (tests/test_reservoir.py's
+# eigvals and solves: 0.2-0.3 s a test alone, ~2.1 s beside the other worker).
+threadpoolctl.threadpool_limits(1, user_api="blas")
 
 
 # The suite's cache settings, restored after every test: a test that switches the cache off in

@@ -17,6 +17,12 @@ def test_every_worker_has_four_cpu_devices_and_strict_promotion():
     assert not jax.config.jax_enable_x64
 
 
+def test_numpys_blas_runs_one_thread_in_every_worker():
+    import threadpoolctl
+    blas = threadpoolctl.threadpool_info()
+    assert blas and {pool["num_threads"] for pool in blas if pool["user_api"] == "blas"} == {1}
+
+
 def test_compiled_programs_go_to_the_suites_persistent_cache():
     assert jax.config.jax_enable_compilation_cache
     assert jax.config.jax_compilation_cache_dir == str(conftest.CACHE_DIR)
