@@ -35,7 +35,10 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # One BLAS thread per process: the xdist workers already fill the cores, and NumPy's OpenBLAS
 # threads waiting on a busy core made a LAPACK call ~10x slower (tests/test_reservoir.py's
-# eigvals and solves: 0.2-0.3 s a test alone, ~2.1 s beside the other worker).
+# eigvals and solves: 0.2-0.3 s a test alone, ~2.1 s beside the other worker). The BLAS
+# already loaded (NumPy's) is limited now; one loaded later (SciPy's, with scikit-learn) reads
+# the environment variable.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 threadpoolctl.threadpool_limits(1, user_api="blas")
 
 
