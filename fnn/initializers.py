@@ -60,15 +60,19 @@ def draw(sample, key, shape, dtype, *args) -> jax.Array:
     return sample(key, (math.prod(shape),), dtype, *args).reshape(shape)
 
 
+def _scaled(sample, factor: float):
+    """``init(key, shape, dtype) = factor * sample(key, shape, dtype)``, a flat :func:`draw`."""
+
+    def init(key, shape, dtype=None):
+        dtype = _default_float(dtype)
+        return draw(sample, key, shape, dtype) * jnp.array(factor, dtype)
+
+    return init
+
+
 def normal(stddev: float = 1.0):
     """w ~ N(0, stddev^2), i.e. ``stddev * randn(shape)``."""
-    stddev = number("normal", "stddev", stddev, low=0, low_open=True)
-
-    def normal_init(key, shape, dtype=None):
-        dtype = _default_float(dtype)
-        return draw(jax.random.normal, key, shape, dtype) * jnp.array(stddev, dtype)
-
-    return normal_init
+    return _scaled(jax.random.normal, number("normal", "stddev", stddev, low=0, low_open=True))
 
 
 def small_random(scale: float = 0.001):
@@ -81,13 +85,7 @@ def small_random(scale: float = 0.001):
 
 def uniform(scale: float = 1e-2):
     """w ~ U[0, scale) (as jax.nn.initializers.uniform)."""
-    scale = number("uniform", "scale", scale, low=0, low_open=True)
-
-    def uniform_init(key, shape, dtype=None):
-        dtype = _default_float(dtype)
-        return draw(jax.random.uniform, key, shape, dtype) * jnp.array(scale, dtype)
-
-    return uniform_init
+    return _scaled(jax.random.uniform, number("uniform", "scale", scale, low=0, low_open=True))
 
 
 def fans(shape) -> tuple[float, float]:
