@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import re
@@ -62,14 +63,30 @@ def cpu_description() -> dict:
             "isa": sorted(f for f in flags if ISA_FEATURES.match(f))}
 
 
+# JAX settings that change the numbers a run draws or computes (not only how fast).
+BIT_SETTINGS = ("jax_default_prng_impl", "jax_threefry_partitionable",
+                "jax_default_matmul_precision")
+
+
+def xla_flags() -> list[str]:
+    """The flags of ``$XLA_FLAGS``, sorted, less the host device count (the fingerprint's
+    ``device_count``): compiler options such as ``--xla_cpu_use_fusion_emitters=false`` or
+    ``--xla_backend_optimization_level=0`` compile other kernels, which round otherwise."""
+    return sorted(flag for flag in os.environ.get("XLA_FLAGS", "").split()
+                  if not flag.startswith("--xla_force_host_platform_device_count"))
+
+
 def fingerprint() -> dict:
     """What decides the bits of a float32 run here: the jax and jaxlib versions, the backend,
-    the device count, the x64 flag and the CPU (``cpu_description``). Equal fingerprints
-    give bit-identical trajectories; unequal ones agree only to float32 rounding."""
+    the device count, the x64 flag, the CPU (``cpu_description``), the XLA flags
+    (``xla_flags``) and the JAX settings of :data:`BIT_SETTINGS`. Equal fingerprints give
+    bit-identical trajectories; unequal ones agree only to float32 rounding."""
     import jaxlib
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
             "backend": jax.default_backend(), "device_count": jax.device_count(),
-            "x64": bool(jax.config.jax_enable_x64), "cpu": cpu_description()}
+            "x64": bool(jax.config.jax_enable_x64), "cpu": cpu_description(),
+            "xla_flags": xla_flags(),
+            "settings": {name: getattr(jax.config, name) for name in BIT_SETTINGS}}
 
 
 def flat(prefix: str, tree) -> dict:
