@@ -9,9 +9,9 @@ from a plain (untruncated) normal, so ``lecun_normal`` is exactly the notes' ``r
 Each initialiser gives the very numbers of its ``jax.nn.initializers`` counterpart (the
 variance-scaling ones ``variance_scaling(scale, mode, "normal" | "uniform")``;
 tests/test_initializers.py compares them bit for bit) and the names the notes use. The
-random numbers are drawn flat and reshaped (:func:`draw`): the same numbers, but one small
-program per size, ~3x cheaper to compile than a draw of a shape like ``(64, 10)`` or ``(3, 3,
-16, 64)`` (a net's first ``init`` is mostly those compiles).
+random numbers are drawn flat and reshaped (:func:`draw`): the same numbers, from one compiled
+program per power of two rather than per shape (a net's first ``init`` is mostly those
+compiles).
 """
 from __future__ import annotations
 
@@ -53,11 +53,34 @@ def _default_float(dtype):
     return jnp.result_type(float) if dtype is None else dtype
 
 
+# Eager draws of up to this many numbers come from a power-of-two draw (below).
+_POOLED_SIZES = 2 ** 16
+
+
+def _pooled_size(key, size: int) -> int:
+    """The size of the draw whose first ``size`` numbers are the ones wanted: the next power of
+    two (>= 64) when the draw is eager, small and from JAX's partitionable threefry (where
+    number i depends only on the key and i); ``size`` itself otherwise (JAX promises nothing
+    of that kind for its other PRNGs)."""
+    if (isinstance(key, jax.core.Tracer) or not 0 < size <= _POOLED_SIZES
+            or not jax.config.jax_threefry_partitionable
+            or str(jax.random.key_impl(key)) != "threefry2x32"):
+        return size
+    return max(64, 1 << (size - 1).bit_length())
+
+
 def draw(sample, key, shape, dtype, *args) -> jax.Array:
-    """``sample(key, shape, dtype, *args)`` (``jax.random.normal`` or ``uniform``) drawn as
-    ``sample(key, (prod(shape),), dtype, *args).reshape(shape)``: the same numbers (threefry
-    counts over the flat index), from one compiled program per size rather than per shape."""
-    return sample(key, (math.prod(shape),), dtype, *args).reshape(shape)
+    """``sample(key, shape, dtype, *args)`` (``jax.random.normal`` or ``uniform``), the same
+    numbers drawn flat: ``sample(key, (n,), dtype, *args)[:prod(shape)].reshape(shape)``.
+    Threefry counts over the flat index, so the first numbers of a longer draw are those of a
+    shorter one; an eager draw of up to 2**16 numbers takes n = the next power of two (>= 64),
+    so a net's first ``init`` compiles one random program per power of two rather than one per
+    weight shape (each ~0.2 s on a CPU; the slice and reshape compile in ~0.01 s). Under a
+    trace (``jit``, ``vmap``), and for other PRNGs, n = prod(shape)."""
+    size = math.prod(shape)
+    n = _pooled_size(key, size)
+    flat = sample(key, (n,), dtype, *args)
+    return (flat if n == size else flat[:size]).reshape(shape)
 
 
 def _scaled(sample, factor: float):

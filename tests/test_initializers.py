@@ -208,3 +208,61 @@ def test_a_variance_scaled_weight_needs_two_axes_and_known_settings():
         I.variance_scaling(1.0, "fan_in", "truncated_normal")
     with pytest.raises(ValueError, match="variance_scaling: scale must be"):
         I.variance_scaling(0.0, "fan_in", "normal")
+
+
+def _lowered_draws(f):
+    """The random programs (``jit(_normal)``, ``jit(_uniform)``) JAX lowers while ``f()`` runs
+    (from XLA or the disk cache: either way a program this process had not built)."""
+    names = []
+
+    def listener(event, secs, fun_name="", **kw):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration" and \
+                str(fun_name) in ("jit(_normal)", "jit(_uniform)"):
+            names.append(str(fun_name))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        f()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return names
+
+
+def test_small_eager_draws_share_one_program_per_power_of_two():
+    """draw takes a small eager draw's numbers from the first ones of a power-of-two draw: the
+    same numbers as a draw of the exact size (threefry counts over the flat index), and sizes
+    5000 and 4500 (both within 8192) build one program; above 2**16 a draw is its own size."""
+    def pooled(size, dtype=jnp.float32, sample=jax.random.normal, *args):
+        return I.draw(sample, KEY, (size,), dtype, *args)
+
+    assert len(_lowered_draws(lambda: pooled(5000))) <= 1           # 8192 (maybe built before)
+    assert _lowered_draws(lambda: pooled(4500)) == []               # the same program
+    for size, dtype, sample, args in [(65, jnp.float32, jax.random.normal, ()),
+                                      (4500, jnp.float32, jax.random.normal, ()),
+                                      (100, jnp.bfloat16, jax.random.normal, ()),
+                                      (100, jnp.float32, jax.random.uniform, (-0.3, 0.3))]:
+        np.testing.assert_array_equal(pooled(size, dtype, sample, *args),
+                                      sample(KEY, (size,), dtype, *args), err_msg=str(size))
+    with jax.enable_x64(True):
+        np.testing.assert_array_equal(pooled(100, jnp.float64), jax.random.normal(KEY, (100,),
+                                                                                  jnp.float64))
+    big = 2 ** 16 + 1
+    assert _lowered_draws(lambda: pooled(big)) == ["jit(_normal)"]  # f32[65537], not 131072
+    assert pooled(big).shape == (big,)
+
+
+def test_traced_and_other_prng_draws_are_their_own_size():
+    """Under jit (one program anyway) the draw is prod(shape) numbers, no larger draw; with
+    another PRNG (JAX promises nothing of rbg's numbers across sizes) or the threefry whose
+    numbers depend on the draw's size (not partitionable), each size is its own draw."""
+    jaxpr = str(jax.make_jaxpr(lambda k: I.draw(jax.random.normal, k, (3, 5), jnp.float32))(KEY))
+    assert "f32[15]" in jaxpr and "f32[64]" not in jaxpr
+    rbg = jax.random.key(0, impl="rbg")
+    I.draw(jax.random.normal, rbg, (5000,), jnp.float32)
+    assert _lowered_draws(lambda: I.draw(jax.random.normal, rbg, (4500,), jnp.float32)) == \
+        ["jit(_normal)"]
+    np.testing.assert_array_equal(I.draw(jax.random.normal, rbg, (4500,), jnp.float32),
+                                  jax.random.normal(rbg, (4500,), jnp.float32))
+    with jax.threefry_partitionable(False):
+        np.testing.assert_array_equal(I.draw(jax.random.normal, KEY, (10, 10), jnp.float32),
+                                      jax.random.normal(KEY, (10, 10), jnp.float32))
