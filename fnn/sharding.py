@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
@@ -158,12 +157,14 @@ class SingleDevice(NamedTuple):
         return 1
 
     def data(self, tree, batch_dim: int = 0):
-        """The arrays of ``tree`` on the default device (``jnp.asarray``)."""
-        return jax.tree.map(jnp.asarray, tree)
+        """The arrays of ``tree`` on the default device (``jax.device_put``: a transfer; no
+        program is compiled per shape, as ``jnp.asarray`` of a host array would)."""
+        return jax.device_put(tree)
 
     def replicated(self, tree, mesh: Mesh | None = None):
-        """A fresh device copy of ``tree`` (so donating it never deletes the caller's arrays)."""
-        return jax.tree.map(jnp.array, tree)
+        """A fresh device copy of ``tree`` (so donating it never deletes the caller's arrays),
+        copied without a compiled program."""
+        return jax.device_put(tree, may_alias=False)
 
     def returned(self, tree):
         return tree

@@ -414,12 +414,12 @@ def _checked(objective, init, make_optimizer, data, seeds, hparams, epochs, batc
     batch_size = batch_size_for("sweep", batch_size, n)
     n_runs, seeds_arr, hp = _runs(seeds, {} if hparams is None else hparams)
     model_state = {} if model_state is None else model_state
-    data = jax.tree.map(jnp.asarray, data)
+    data = jax.device_put(data)
     val_batch_size = None
     if validation_data is not None:
         n_val = num_examples("sweep(validation_data)", validation_data)
         val_batch_size = validation_batch_size(n_val, batch_size)
-        validation_data = jax.tree.map(jnp.asarray, validation_data)
+        validation_data = jax.device_put(validation_data)
     hp_dtypes = _hp_dtypes(init, callable(init), hp, policy)
     _check_optimizers(make_optimizer, hp, hp_dtypes, n_runs)
     p0 = init(jax.random.key(int(seeds_arr[0]))) if callable(init) else init

@@ -30,18 +30,39 @@ def _fit(lr, *, epochs=5, hidden=16, activation=fnn.relu, dropout=None, precisio
 
 class Lowerings:
     """Counts fnn's compiled programs lowered (jit compilations, from XLA or the disk
-    cache) while active: JAX's monitoring events, by function name."""
+    cache) while active: JAX's monitoring events, by function name (``every=True``: every
+    program, eager operations' included)."""
+
+    def __init__(self, every=False):
+        self.every = every
 
     def __enter__(self):
         self.names = []
         self.listener = lambda event, secs, fun_name="", **kw: (
-            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and "fnn_" in str(fun_name)
-            and self.names.append(str(fun_name)))
+            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT
+            and (self.every or "fnn_" in str(fun_name)) and self.names.append(str(fun_name)))
         jax.monitoring.register_event_duration_secs_listener(self.listener)
         return self
 
     def __exit__(self, *exc):
         jax.monitoring.unregister_event_duration_listener(self.listener)
+
+
+def test_host_data_of_a_new_shape_is_transferred_not_staged_by_a_compiled_program():
+    """fit and evaluate put NumPy data on the device with a transfer (jax.device_put), and fit
+    copies the params it donates the same way: no identity program ``jit(stage)`` (what
+    ``jnp.asarray`` of a host array compiles) or ``jit(copy)`` per array shape."""
+    x, y = _data(n=97)                                   # a data shape no other test uses
+    params, _ = fnn.serial(fnn.Dense(16), fnn.relu, fnn.Dense(3)).init(jax.random.key(0), (6,))
+    params = jax.tree.map(np.asarray, params)
+    objective = fnn.supervised(fnn.serial(fnn.Dense(16), fnn.relu, fnn.Dense(3)))
+    with Lowerings(every=True) as lowered:
+        result = fnn.fit(objective, params, fnn.optim.adam(1e-2), (x, y), epochs=2,
+                         batch_size=None, progress=False)
+        metrics = fnn.evaluate(objective, result.params, (x, y))
+    assert "jit(fnn_epochs)" in lowered.names and "jit(fnn_evaluate)" in lowered.names
+    assert not {"jit(stage)", "jit(copy)"} & set(lowered.names), lowered.names
+    assert metrics["loss"] == pytest.approx(float(result.history["loss"][-1]), rel=0.5)
 
 
 def test_a_loop_of_fresh_objects_compiles_exactly_one_program():

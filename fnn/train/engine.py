@@ -477,7 +477,7 @@ class ArrayEpochs:
     def __init__(self, loop_of: Callable, hp, data, val_data, keys, *,
                  evaluate_validation: Callable | None = None):
         self.loop_of, self.data, self.val_data, self.keys = loop_of, data, val_data, keys
-        self.hp = jax.tree.map(jnp.asarray, hp)  # device scalars (weak types kept), once
+        self.hp = jax.device_put(hp)  # device scalars (weak types kept), once
         self.evaluate_validation = evaluate_validation
         self.program = None
 

@@ -50,7 +50,7 @@ def evaluate(objective: Callable, params, *data_or_state_data, model_state=None,
                                                             batches).items()}
     n = num_examples("evaluate", data)
     batch_size = batch_size_for("evaluate", batch_size, n)
-    data = jax.tree.map(jax.numpy.asarray, data)
+    data = jax.device_put(data)
     check_data(params, state, data, "evaluate")
     program = compiled_evaluation(objective, params, state, data, batch_size)
     metrics = program(hyperparameters(objective=objective), params, state, data)
