@@ -69,17 +69,20 @@ def _pooled_size(key, size: int) -> int:
     return max(64, 1 << (size - 1).bit_length())
 
 
-def draw(sample, key, shape, dtype, *args) -> jax.Array:
+def draw(sample, key, shape, dtype, *args, scale=None) -> jax.Array:
     """``sample(key, shape, dtype, *args)`` (``jax.random.normal`` or ``uniform``), the same
     numbers drawn flat: ``sample(key, (n,), dtype, *args)[:prod(shape)].reshape(shape)``.
     Threefry counts over the flat index, so the first numbers of a longer draw are those of a
     shorter one; an eager draw of up to 2**16 numbers takes n = the next power of two (>= 64),
     so a net's first ``init`` compiles one random program per power of two rather than one per
     weight shape (each ~0.2 s on a CPU; the slice and reshape compile in ~0.01 s). Under a
-    trace (``jit``, ``vmap``), and for other PRNGs, n = prod(shape)."""
+    trace (``jit``, ``vmap``), and for other PRNGs, n = prod(shape). ``scale`` (optional)
+    multiplies the numbers, in the flat draw (one program per n, not per shape)."""
     size = math.prod(shape)
     n = _pooled_size(key, size)
     flat = sample(key, (n,), dtype, *args)
+    if scale is not None:
+        flat = flat * scale
     return (flat if n == size else flat[:size]).reshape(shape)
 
 
@@ -88,7 +91,7 @@ def _scaled(sample, factor: float):
 
     def init(key, shape, dtype=None):
         dtype = _default_float(dtype)
-        return draw(sample, key, shape, dtype) * jnp.array(factor, dtype)
+        return draw(sample, key, shape, dtype, scale=jnp.array(factor, dtype))
 
     return init
 
@@ -135,8 +138,8 @@ def variance_scaling(scale: float, mode: str, distribution: str):
         variance = jnp.array(scale / (fan_in if mode == "fan_in" else (fan_in + fan_out) / 2),
                              dtype=dtype)
         if distribution == "normal":
-            return draw(jax.random.normal, key, shape, dtype) * jnp.sqrt(variance)
-        return draw(jax.random.uniform, key, shape, dtype, -1) * jnp.sqrt(3 * variance)
+            return draw(jax.random.normal, key, shape, dtype, scale=jnp.sqrt(variance))
+        return draw(jax.random.uniform, key, shape, dtype, -1, scale=jnp.sqrt(3 * variance))
 
     return variance_scaling_init
 

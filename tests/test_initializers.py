@@ -210,14 +210,15 @@ def test_a_variance_scaled_weight_needs_two_axes_and_known_settings():
         I.variance_scaling(0.0, "fan_in", "normal")
 
 
-def _lowered_draws(f):
-    """The random programs (``jit(_normal)``, ``jit(_uniform)``) JAX lowers while ``f()`` runs
-    (from XLA or the disk cache: either way a program this process had not built)."""
+def _lowered_draws(f, names_of=("jit(_normal)", "jit(_uniform)")):
+    """The random programs (``jit(_normal)``, ``jit(_uniform)``; or those named ``names_of``)
+    JAX lowers while ``f()`` runs (from XLA or the disk cache: either way a program this
+    process had not built)."""
     names = []
 
     def listener(event, secs, fun_name="", **kw):
         if event == "/jax/core/compile/jaxpr_to_mlir_module_duration" and \
-                str(fun_name) in ("jit(_normal)", "jit(_uniform)"):
+                str(fun_name) in names_of:
             names.append(str(fun_name))
 
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -246,6 +247,10 @@ def test_small_eager_draws_share_one_program_per_power_of_two():
     with jax.enable_x64(True):
         np.testing.assert_array_equal(pooled(100, jnp.float64), jax.random.normal(KEY, (100,),
                                                                                   jnp.float64))
+    half = jnp.float32(0.5)                                         # scaled in the flat draw
+    pooled_scaled = lambda size: I.draw(jax.random.normal, KEY, (size,), jnp.float32, scale=half)
+    np.testing.assert_array_equal(pooled_scaled(4500), jax.random.normal(KEY, (4500,)) * half)
+    assert _lowered_draws(lambda: pooled_scaled(4400), ["jit(multiply)"]) == []
     big = 2 ** 16 + 1
     assert _lowered_draws(lambda: pooled(big)) == ["jit(_normal)"]  # f32[65537], not 131072
     assert pooled(big).shape == (big,)
