@@ -14,7 +14,9 @@ KEY = jax.random.key(0)
 
 
 def x_of(shape, batch=3, seed=1):
-    return jax.random.normal(jax.random.key(seed), (batch, *shape))
+    # flat draw (fnn.initializers.draw): jax.random.normal's numbers, a program per power of 2
+    return fnn.initializers.draw(jax.random.normal, jax.random.key(seed), (batch, *shape),
+                                 jnp.float32)
 
 
 def test_serial_names_params_like_the_math():

@@ -103,8 +103,10 @@ def test_init_is_a_pure_function_of_the_key(case, seed):
 def test_gradients_of_random_smooth_networks_pass_gradcheck(case, seed):
     net, shape, features = case
     params, _ = net.init(jax.random.key(seed), shape)
-    x = jax.random.normal(jax.random.key(seed + 1), (2, *shape))
-    target = jax.random.normal(jax.random.key(seed + 2), (2, *shape[:-1], features))
+    # flat draws (fnn.initializers.draw): jax.random.normal's numbers, a program per power of 2
+    normal = lambda key, shape: fnn.initializers.draw(jax.random.normal, key, shape, jnp.float32)
+    x = normal(jax.random.key(seed + 1), (2, *shape))
+    target = normal(jax.random.key(seed + 2), (2, *shape[:-1], features))
 
     def loss(p, x, target):
         return 0.5 * jnp.sum((net(p, x) - target) ** 2)

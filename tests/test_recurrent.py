@@ -18,7 +18,8 @@ CELLS = {"rnn-tanh": lambda h: SimpleRNNCell(h), "rnn-relu": lambda h: SimpleRNN
 
 
 def data(seed=0, b=B, t=T, f=F):
-    return jax.random.normal(jax.random.key(seed), (b, t, f))
+    # flat draw (fnn.initializers.draw): jax.random.normal's numbers, a program per power of 2
+    return fnn.initializers.draw(jax.random.normal, jax.random.key(seed), (b, t, f), jnp.float32)
 
 
 def shape_of(tree):
