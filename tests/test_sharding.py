@@ -253,3 +253,20 @@ def test_a_gan_trains_through_fit_on_4_devices_as_on_one_with_4_shuffle_blocks()
     many = fnn.fit(step, trees, None, data, mesh=mesh(4), **kw)
     assert many.params["generator"]["dense_0"]["w"].sharding.mesh.shape["data"] == 4
     same_run(one, many, np.float32)
+
+
+def test_placement_errors_say_what_is_wrong_and_replicate_copies_to_every_device():
+    """The placement helpers' own checks (no training): a mesh that is not a Mesh, data on
+    two meshes, an example count the devices do not divide; replicate gives P() copies."""
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    with pytest.raises(TypeError, match=r"fit: mesh must be a jax.sharding.Mesh .*got tuple"):
+        fnn.sharding.data_parallel("fit", (x,), {}, mesh=(4,))
+    on_4, on_2 = fnn.sharding.shard_data(x, mesh(4)), fnn.sharding.shard_data(x, mesh(2))
+    with pytest.raises(ValueError, match=r"arrays on different meshes: \[0\] on .*, \[1\] on"):
+        fnn.sharding.mesh_of((on_4, on_2))
+    with pytest.raises(ValueError, match=r"shard_data: data\['x'\] has 6 examples, which does "
+                                         r"not divide by the 4 devices of mesh axis 'data'"):
+        fnn.sharding.shard_data({"x": x[:6]}, mesh(4))
+    copy = fnn.sharding.replicate({"w": on_4}, mesh(4))["w"]
+    assert copy.sharding.spec == P() and len(copy.sharding.device_set) == 4
+    np.testing.assert_array_equal(copy, x)
