@@ -15,6 +15,9 @@ import jax
 import pytest
 import threadpoolctl
 
+# the "XLA programs" section at the end of the run: compiled, loaded, traced, lowered
+pytest_plugins = ["xla_report"]
+
 # XLA's compiled programs, on disk: a warm run of the suite loads what an earlier run (or the
 # other xdist worker) compiled instead of compiling it again. A loaded program is the same
 # executable, so results do not change by a bit (tests/test_engine_reference.py). `make clean`
