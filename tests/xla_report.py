@@ -6,10 +6,10 @@ times each step. The run ends with an "XLA programs" section: programs compiled 
 the seconds in each, and the seconds spent tracing and lowering, over the test processes
 (pytest-xdist's workers send theirs with their test reports; processes a test starts are not
 counted). ``tests/conftest.py`` loads it (``pytest_plugins``); elsewhere ``-p xla_report``
-with this folder on the path. ``--xla-durations=N`` also lists the N tests that spent the most seconds in XLA's
-compile calls (cache loads included). A phase's report (setup, call, teardown) carries what
-was compiled since the previous report, so a session fixture's programs count for the first
-test that uses it.
+with this folder on the path. ``--compile-durations=N`` also lists the N tests that spent the
+most seconds in XLA's compile calls (cache loads included). A phase's report (setup, call,
+teardown) carries what was compiled since the previous report, so a session fixture's programs
+count for the first test that uses it.
 """
 import collections
 import threading
@@ -25,7 +25,9 @@ PROPERTY = "xla"                                          # the key in report.us
 
 
 def pytest_addoption(parser):
-    parser.addoption("--xla-durations", type=int, default=0, metavar="N",
+    # not "--xla-...": JAX hashes every command-line argument starting with "--xla" into the
+    # persistent cache's keys, so such an option would make a run miss every cached program
+    parser.addoption("--compile-durations", type=int, default=0, metavar="N",
                      help="list the N tests that spent the most seconds in XLA compile calls "
                           "(persistent-cache loads included)")
 
@@ -101,7 +103,7 @@ class XlaReport:
 
 def pytest_configure(config):
     """Register the report (and its listeners) for this pytest process."""
-    report = XlaReport(config.getoption("--xla-durations"))
+    report = XlaReport(config.getoption("--compile-durations"))
     report.start()
     config.pluginmanager.register(report, "xla_report_counts")
     config.add_cleanup(report.stop)
