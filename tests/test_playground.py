@@ -14,7 +14,6 @@ import weakref
 import jax
 import numpy as np
 import pytest
-from jax._src import dispatch
 
 import fnn
 
@@ -23,6 +22,7 @@ from fnn.app.playground.presets import explain_collapse, explain_oscillation, ji
 from fnn.app.playground.session import (GRID, NEURON_GRID, Session, build, compare,
                                         features, init_params, output_sizes)
 from fnn.data import multi_gaussian, plane
+from lowerings import Lowerings
 
 # Starlette's TestClient warns that it will move from httpx to httpx2 (not packaged here yet)
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -112,27 +112,12 @@ def test_session_updates_hyperparameters_in_place_and_rebuilds_otherwise(session
                     "discretize": False})
 
 
-class Lowerings:
-    """Counts every program JAX lowers (jit compilations, from XLA or the disk cache) while
-    active, by function name (JAX's monitoring events, as tests/test_programs.py does)."""
-
-    def __enter__(self):
-        self.names = []
-        self.listener = lambda event, secs, fun_name="", **kw: (
-            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and self.names.append(str(fun_name)))
-        jax.monitoring.register_event_duration_secs_listener(self.listener)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self.listener)
-
-
 def test_a_regularization_change_compiles_nothing_and_trains_as_fit_would():
     cfg = {"networkShape": [3, 2], "numPoints": 120, "batchSize": 6}
     s = Session(cfg)
     s.step()                                     # compiles this structure's programs
     losses = {}
-    with Lowerings() as lowered:
+    with Lowerings(every=True) as lowered:
         for change in [{"regularization": "L2", "regularizationRate": 0.01},
                        {"regularizationRate": 0.3}, {"regularization": "L1"},
                        {"regularizationRate": 0.001}, {"regularization": "none"}]:
@@ -143,7 +128,7 @@ def test_a_regularization_change_compiles_nothing_and_trains_as_fit_would():
     assert s.epoch == 6 and len(set(losses.values())) == 5
     # a penalty set from the start: bit for bit fnn.fit with fnn.supervised(net, l1=rate)
     s = Session({**cfg, "regularization": "L1", "regularizationRate": 0.3})
-    with Lowerings() as lowered:
+    with Lowerings(every=True) as lowered:
         for _ in range(4):
             s.step()
     assert lowered.names == []

@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax._src import dispatch
 
 import fnn
 from fnn.train import programs
 from fnn.train.programs import PROGRAMS, ProgramCache, fingerprint
+from lowerings import Lowerings
 
 
 def _data(n=128, features=6, classes=3, seed=0):
@@ -26,26 +26,6 @@ def _fit(lr, *, epochs=5, hidden=16, activation=fnn.relu, dropout=None, precisio
     params, _ = net.init(jax.random.key(0), (6,))
     return fnn.fit(fnn.supervised(net), params, fnn.optim.adam(lr), _data(), epochs=epochs,
                    batch_size=batch_size, progress=False, precision=precision, mesh=mesh, **kw)
-
-
-class Lowerings:
-    """Counts fnn's compiled programs lowered (jit compilations, from XLA or the disk
-    cache) while active: JAX's monitoring events, by function name (``every=True``: every
-    program, eager operations' included)."""
-
-    def __init__(self, every=False):
-        self.every = every
-
-    def __enter__(self):
-        self.names = []
-        self.listener = lambda event, secs, fun_name="", **kw: (
-            event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT
-            and (self.every or "fnn_" in str(fun_name)) and self.names.append(str(fun_name)))
-        jax.monitoring.register_event_duration_secs_listener(self.listener)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self.listener)
 
 
 def test_host_data_of_a_new_shape_is_transferred_not_staged_by_a_compiled_program():
