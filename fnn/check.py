@@ -28,6 +28,31 @@ def _rel_err(a, b, floor):
     return np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
 
 
+def _float64(a):
+    """A floating ``a`` as a float64 device array (cast on the host: exact, and no program per
+    shape); anything else as it is."""
+    if not jnp.issubdtype(jnp.result_type(a), jnp.floating):
+        return a
+    return jax.device_put(np.asarray(a, np.float64))
+
+
+def _ravel(params):
+    """``ravel_pytree(params)``, its flat vector concatenated on the host (the same numbers, and
+    no program per leaf shape); ``unravel``, which depends only on the leaves' sizes, shapes and
+    dtypes, is taken from tracing ``ravel_pytree``."""
+    unravels = []
+
+    def flatten(tree):
+        flat, unravel = ravel_pytree(tree)
+        unravels.append(unravel)
+        return flat
+
+    spec = jax.eval_shape(flatten, params)
+    leaves = [np.ravel(np.asarray(leaf)).astype(spec.dtype) for leaf in jax.tree.leaves(params)]
+    flat = np.concatenate(leaves) if leaves else np.zeros(0, spec.dtype)
+    return jax.device_put(flat), unravels[0]
+
+
 def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
               floor: float = 1e-3, batch_size: int = 256) -> dict[str, float]:
     """Compare ``jax.grad(f)(params, *args)`` with central differences, in float64.
@@ -50,11 +75,9 @@ def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
     number("gradcheck", "floor", floor, low=0, low_open=True)
     positive_int("gradcheck", "batch_size", batch_size)
     with jax.enable_x64(True), suspended():
-        to64 = lambda a: (jnp.asarray(a, jnp.float64)
-                          if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a)
-        params = jax.tree.map(to64, params)
-        args = jax.tree.map(to64, args)
-        flat, unravel = ravel_pytree(params)
+        params = jax.tree.map(_float64, params)
+        args = jax.tree.map(_float64, args)
+        flat, unravel = _ravel(params)
         if flat.size == 0:
             raise ValueError("gradcheck: params has no floating-point leaves to check")
         fun = lambda v: f(unravel(v), *args)
@@ -63,13 +86,14 @@ def gradcheck(f: Callable, params, *args, eps: float = 1e-6, tol: float = 1e-6,
         def central(direction):
             return (fun(flat + eps * direction) - fun(flat - eps * direction)) / (2 * eps)
 
-        eye = jnp.eye(flat.size, dtype=jnp.float64)
+        eye = jax.device_put(np.eye(flat.size, dtype=np.float64))
         numeric = np.asarray(jax.lax.map(central, eye, batch_size=min(batch_size, flat.size)))
 
         errors = _rel_err(analytic, numeric, floor)
-        err_tree = unravel(jnp.asarray(errors))
-        report = {path_name(p): float(jnp.max(e)) if e.size else 0.0
-                  for p, e in jax.tree_util.tree_flatten_with_path(err_tree)[0]}
+        leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+        per_leaf = np.split(errors, np.cumsum([np.size(leaf) for _, leaf in leaves])[:-1])
+        report = {path_name(p): float(np.max(e.astype(jnp.result_type(leaf)))) if e.size else 0.0
+                  for (p, leaf), e in zip(leaves, per_leaf)}
     worst = max(report, key=report.get)
     if report[worst] > tol:
         raise GradientCheckError(

@@ -6,6 +6,7 @@ import pytest
 
 import fnn
 from fnn.check import GradientCheckError, gradcheck, tree_max_rel_diff
+from lowerings import Lowerings
 
 KEY = jax.random.key(0)
 
@@ -47,6 +48,22 @@ def test_gradcheck_handles_many_parameters_in_batches():
     w = jax.random.normal(KEY, (40, 30))          # 1200 directions, several lax.map batches
     report = gradcheck(lambda w: jnp.sum(jnp.tanh(w) ** 3), w, batch_size=100)
     assert report["<root>"] < 1e-6
+
+
+def test_gradcheck_lowers_its_two_programs_and_none_per_leaf_shape():
+    # casts to float64, the flat vector, the unit directions and each leaf's worst error are
+    # NumPy's; only the jitted gradient and the mapped central differences are programs (and
+    # lax.map's reshape of the directions into batches), whatever the leaves' shapes and dtypes
+    params = {"w": jnp.full((3, 7), 0.3, jnp.float32), "b": jnp.full((11,), -0.2, jnp.bfloat16),
+              "v": jnp.full((2, 3, 5), 0.7, jnp.float32)}
+    f = lambda p, scale, power: scale * sum(jnp.sum(jnp.sin(v) ** power)
+                                            for v in jax.tree.leaves(p))
+    with Lowerings(every=True) as lowered:
+        report = gradcheck(f, params, np.float32(1.5), 3)
+    assert {"jit(<lambda>)", "jit(scan)"} <= set(lowered.names) <= {
+        "jit(<lambda>)", "jit(scan)", "jit(reshape)"}, lowered.names
+    assert len(lowered.names) <= 4, lowered.names
+    assert set(report) == {"['b']", "['v']", "['w']"} and max(report.values()) < 1e-7
 
 
 def test_tree_max_rel_diff():
