@@ -8,6 +8,7 @@ import pytest
 
 import fnn
 from fnn import initializers as I
+from lowerings import Lowerings
 
 KEY = jax.random.key(0)
 FAN_IN, FAN_OUT = 400, 1000          # 400k samples: the std estimate is good to ~0.1%
@@ -214,19 +215,9 @@ def _lowered_draws(f, names_of=("jit(_normal)", "jit(_uniform)")):
     """The random programs (``jit(_normal)``, ``jit(_uniform)``; or those named ``names_of``)
     JAX lowers while ``f()`` runs (from XLA or the disk cache: either way a program this
     process had not built)."""
-    names = []
-
-    def listener(event, secs, fun_name="", **kw):
-        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration" and \
-                str(fun_name) in names_of:
-            names.append(str(fun_name))
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with Lowerings(every=True) as lowered:
         f()
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    return names
+    return [name for name in lowered.names if name in names_of]
 
 
 def test_small_eager_draws_share_one_program_per_power_of_two():

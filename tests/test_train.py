@@ -9,6 +9,7 @@ import pytest
 
 import fnn
 from fnn.train.progress import Progress, progress_mode
+from lowerings import Lowerings
 
 KEY = jax.random.key(0)
 
@@ -299,25 +300,17 @@ def test_streamed_fit_compiles_once_per_chunk_shape():
     net, params = setup()
     objective = fnn.supervised(net)
     x, y = blobs(n=64)
-    from jax._src import dispatch
     from fnn.train.programs import PROGRAMS
     PROGRAMS.clear()  # the same structure may have been compiled by an earlier test
     counted = lambda p, s, b, k, t: objective(p, s, b, k, t)
     stream = lambda start: ((x[i:i + 8], y[i:i + 8])
                             for i in itertools.cycle(range(start, 64 - 8, 8)))
     opt = fnn.optim.sgd(0.1)
-    lowered = []
-    listener = lambda event, secs, fun_name="", **kw: (
-        event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT and "fnn_" in str(fun_name)
-        and lowered.append(str(fun_name)))
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with Lowerings() as lowered:
         for start in range(3):         # 5 steps per epoch in chunks of 2 + 2 + 1: two programs
             fnn.fit(counted, params, opt, stream(start), epochs=2, steps_per_epoch=5,
                     stream_chunk=2, progress=False)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    assert sorted(lowered) == ["jit(fnn_last_steps)", "jit(fnn_steps)"]
+    assert sorted(lowered.names) == ["jit(fnn_last_steps)", "jit(fnn_steps)"]
 
 
 def test_a_callback_reads_the_train_state_after_its_epoch():
