@@ -66,6 +66,12 @@ def test_gradcheck_lowers_its_two_programs_and_none_per_leaf_shape():
     assert set(report) == {"['b']", "['v']", "['w']"} and max(report.values()) < 1e-7
 
 
+@pytest.mark.parametrize("params", [{}, {"w": jnp.zeros((0, 3))}], ids=["no leaves", "empty"])
+def test_gradcheck_refuses_params_with_nothing_to_check(params):
+    with pytest.raises(ValueError, match="gradcheck: params has no floating-point leaves"):
+        gradcheck(lambda p: jnp.float32(1.0), params)
+
+
 def test_tree_max_rel_diff():
     a = {"w": np.array([1.0, 2.0]), "b": np.array([0.0])}
     b = {"w": np.array([1.0, 2.002]), "b": np.array([0.0])}
