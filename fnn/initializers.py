@@ -19,6 +19,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.nn import initializers as jinit
 
 from fnn._names import did_you_mean
@@ -61,8 +62,10 @@ def _pooled_size(key, size: int) -> int:
     """The size of the draw whose first ``size`` numbers are the ones wanted: the next power of
     two (>= 64) when the draw is eager, small and from JAX's partitionable threefry (where
     number i depends only on the key and i); ``size`` itself otherwise (JAX promises nothing
-    of that kind for its other PRNGs)."""
+    of that kind for its other PRNGs), and for a key spread over several processes (whose draw
+    the host cannot read whole)."""
     if (isinstance(key, jax.core.Tracer) or not 0 < size <= _POOLED_SIZES
+            or not getattr(key, "is_fully_addressable", True)
             or not jax.config.jax_threefry_partitionable
             or str(jax.random.key_impl(key)) != "threefry2x32"):
         return size
@@ -75,7 +78,7 @@ def draw(sample, key, shape, dtype, *args, scale=None) -> jax.Array:
     Threefry counts over the flat index, so the first numbers of a longer draw are those of a
     shorter one; an eager draw of up to 2**16 numbers takes n = the next power of two (>= 64),
     so a net's first ``init`` compiles one random program per power of two rather than one per
-    weight shape (each ~0.2 s on a CPU; the slice and reshape compile in ~0.01 s). Under a
+    weight shape (each ~0.2 s on a CPU), and cuts the numbers on the host. Under a
     trace (``jit``, ``vmap``), and for other PRNGs, n = prod(shape). ``scale`` (optional)
     multiplies the numbers, in the flat draw (one program per n, not per shape)."""
     size = math.prod(shape)
@@ -83,7 +86,17 @@ def draw(sample, key, shape, dtype, *args, scale=None) -> jax.Array:
     flat = sample(key, (n,), dtype, *args)
     if scale is not None:
         flat = flat * scale
-    return (flat if n == size else flat[:size]).reshape(shape)
+    if n == size:
+        return flat.reshape(shape)
+    return _head(flat, size, shape)
+
+
+def _head(flat: jax.Array, size: int, shape) -> jax.Array:
+    """``flat[:size].reshape(shape)`` of an eager pooled draw, cut on the host (the same
+    numbers, and no slice or reshape program per weight shape), placed as ``flat`` is: on its
+    devices when committed to them, else uncommitted on the default device."""
+    head = np.asarray(flat)[:size].reshape(shape)
+    return jax.device_put(head, flat.sharding if flat.committed else None)
 
 
 def _scaled(sample, factor: float):

@@ -1,5 +1,6 @@
 """fnn.initializers: shapes, dtypes, the variance formulas on large matrices, lookup by name."""
 import math
+import types
 
 import jax
 import jax.numpy as jnp
@@ -245,6 +246,29 @@ def test_small_eager_draws_share_one_program_per_power_of_two():
     big = 2 ** 16 + 1
     assert _lowered_draws(lambda: pooled(big)) == ["jit(_normal)"]  # f32[65537], not 131072
     assert pooled(big).shape == (big,)
+
+
+def test_pooled_draws_are_cut_on_the_host_and_placed_as_the_exact_draw():
+    """A pooled draw's first numbers are cut and shaped on the host: a new weight shape lowers
+    no slice or reshape program; the numbers land where the exact draw's would (committed to a
+    key's device when the key is, else uncommitted on the default device)."""
+    shape = (37, 41)                                                # 1,517 of a 2,048 draw
+    I.draw(jax.random.normal, KEY, (2000,), jnp.float32)            # the 2,048 draw, built
+    with Lowerings(every=True) as lowered:
+        w = I.draw(jax.random.normal, KEY, shape, jnp.float32)
+    assert lowered.names == []
+    exact = jax.random.normal(KEY, shape, jnp.float32)
+    np.testing.assert_array_equal(w, exact)
+    assert w.shape == shape and w.dtype == jnp.float32 and not w.committed
+    assert w.sharding == exact.sharding
+    device = jax.devices()[-1]
+    on_device = jax.device_put(KEY, device)
+    w = I.draw(jax.random.normal, on_device, shape, jnp.float32)
+    assert w.committed and w.devices() == {device}
+    assert w.sharding == jax.random.normal(on_device, shape, jnp.float32).sharding
+    # a key spread over processes (the host cannot read its draw whole): the exact size
+    assert I._pooled_size(KEY, 1517) == 2048
+    assert I._pooled_size(types.SimpleNamespace(is_fully_addressable=False), 1517) == 1517
 
 
 def test_traced_and_other_prng_draws_are_their_own_size():
