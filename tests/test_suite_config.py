@@ -1,6 +1,9 @@
 """tests/conftest.py gives every test process (each pytest-xdist worker too) the same JAX
 settings; a worker that missed them would test something else."""
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +45,39 @@ def test_a_test_that_switches_the_cache_off_does_not_leave_it_off(capsys):
     conftest.restore_suite_cache()
     assert jax.config.jax_enable_compilation_cache
     assert jax.config.jax_compilation_cache_dir == str(conftest.CACHE_DIR)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+JEMALLOCS = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"]
+
+
+def _make_test_command(*assignments: str) -> str:
+    """The pytest command line ``make test`` runs (``make -n``: printed, not run)."""
+    out = subprocess.run(["make", "-n", "test", *assignments], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return next(line for line in out.splitlines() if "-m pytest" in line)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_make_test_preloads_jemalloc_exactly_where_the_system_has_it():
+    present = [lib for lib in JEMALLOCS if os.path.exists(lib)]
+    command = _make_test_command()
+    if present:
+        assert f"LD_PRELOAD={present[0]} " in command, command
+    else:
+        assert "LD_PRELOAD" not in command, command
+    off = _make_test_command("JEMALLOC=")
+    assert "LD_PRELOAD" not in off and off.split() == [
+        word for word in command.split() if not word.startswith("LD_PRELOAD=")]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="no /proc on this system")
+def test_each_test_process_allocates_with_what_its_command_preloaded():
+    """Under ``make test`` with jemalloc present, every test process (each xdist worker)
+    allocates with jemalloc: its library is mapped into the process; without the preload
+    (``pytest`` run directly, or no jemalloc), glibc's malloc."""
+    preloaded = "libjemalloc" in os.environ.get("LD_PRELOAD", "")
+    assert ("libjemalloc" in Path("/proc/self/maps").read_text()) == preloaded
 
 
 @pytest.mark.xdist_group("processes")
