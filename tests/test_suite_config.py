@@ -52,9 +52,11 @@ JEMALLOCS = ["/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-lin
 
 
 def _make_test_command(*assignments: str) -> str:
-    """The pytest command line ``make test`` runs (``make -n``: printed, not run)."""
+    """The pytest command line ``make test`` runs (``make -n``: printed, not run), with the
+    Makefile's own default (a ``JEMALLOC`` set in this run's environment is left out)."""
+    env = {k: v for k, v in os.environ.items() if k != "JEMALLOC"}
     out = subprocess.run(["make", "-n", "test", *assignments], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, env=env).stdout
     return next(line for line in out.splitlines() if "-m pytest" in line)
 
 
