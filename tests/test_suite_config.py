@@ -1,7 +1,7 @@
 """tests/conftest.py gives every test process (each pytest-xdist worker too) the same JAX
-settings; a worker that missed them would test something else."""
+settings; a worker that missed them would test something else. `make test` runs them all on
+jemalloc where the system has it (Makefile)."""
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,8 +60,9 @@ def _make_test_command(*assignments: str) -> str:
     return next(line for line in out.splitlines() if "-m pytest" in line)
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_make_test_preloads_jemalloc_exactly_where_the_system_has_it():
+    """``LD_PRELOAD=<the first jemalloc found>`` on the command, nothing else changed; none
+    without the library or with ``JEMALLOC=``."""
     present = [lib for lib in JEMALLOCS if os.path.exists(lib)]
     command = _make_test_command()
     if present:
